@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +21,11 @@ EXAMPLES = {
     "recommend": "papersearch recommend --positive ID1 ID2 --negative ID3 --index ./my-index",
     "delete": "papersearch delete ID1 ID2 --index ./my-index",
     "info": "papersearch info --index ./my-index",
+    "eval": "papersearch eval ../shared/data/scifact --split test --mode dense lexical hybrid",
 }
+# Mirrors search.engine.MODES / DEFAULT_MODE; kept literal so `--help` never imports the engine.
+SEARCH_MODES = ("dense", "lexical", "hybrid")
+DEFAULT_SEARCH_MODE = "hybrid"
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("search", "Rank papers by relevance to a free-text query.")
     p.add_argument("query", help="free text, e.g. 'lightweight OCR'")
-    p.add_argument("--mode", default="dense", help="ranking: dense")
+    p.add_argument("--mode", choices=SEARCH_MODES, default=DEFAULT_SEARCH_MODE,
+                   help="ranking: dense (embeddings), lexical (BM25) or hybrid (both fused; default)")
+    p.add_argument("--no-snippets", dest="snippets", action="store_false",
+                   help="leave out the matching abstract sentences")
     _add_filters(p)
 
     p = command("related", "Papers related to a stored paper (by id) or to a pasted abstract (--text).")
@@ -81,6 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paper_ids", nargs="+", metavar="ID")
 
     command("info", "Show what an index holds: papers, model, dimension, index type, size on disk.")
+
+    p = sub.add_parser("eval", help="Measure ranking quality on a BEIR-layout data set.",
+                       description="Build (or reuse, keyed by corpus and model) an index of a BEIR-layout data "
+                                   "set (corpus.jsonl[.gz], queries.jsonl[.gz], qrels/SPLIT.tsv) under "
+                                   "$PAPERSEARCH_CACHE (default ~/.cache/papersearch/eval), run every judged "
+                                   "query and print nDCG@10, Recall@100, MRR@10 and mean query latency.",
+                       epilog=f"Example: {EXAMPLES['eval']}")
+    p.add_argument("dataset_dir", type=Path, metavar="DATASET_DIR", help="folder in BEIR layout")
+    p.add_argument("--split", default="test", help="qrels split to score (default test)")
+    p.add_argument("--mode", nargs="+", choices=SEARCH_MODES, default=list(SEARCH_MODES),
+                   help="one or more rankings to score (default: all three)")
+    p.add_argument("--model", default=None, help="sentence-transformers model name or path (default bundled MiniLM)")
+    p.add_argument("--cache", dest="eval_cache_dir", type=Path, default=None,
+                   help="where built indexes are kept (default $PAPERSEARCH_CACHE or ~/.cache/papersearch/eval)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per mode")
     return parser
 
 
@@ -109,6 +132,16 @@ def _print_hits(hits, as_json: bool) -> None:
         facts = " · ".join(x for x in (str(paper.year or ""), " ".join(paper.categories), authors) if x)
         print(f"{hit.rank:>3}. [{hit.score:.3f}] {paper.title}")
         print(f"     {paper.paper_id}" + (f" · {facts}" if facts else ""))
+        if hit.snippet:
+            print(f"     {_terminal_snippet(hit.snippet)}")
+
+
+def _terminal_snippet(snippet_html: str) -> str:
+    """A hit's HTML snippet for a terminal: marks in bold on a tty, plain text otherwise."""
+    import html
+
+    bold, plain = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
+    return html.unescape(snippet_html.replace("<mark>", bold).replace("</mark>", plain))
 
 
 # --- subcommands --------------------------------------------------------------------------------
@@ -153,7 +186,7 @@ def _open_engine(args: argparse.Namespace):
 def cmd_search(args: argparse.Namespace) -> int:
     engine = _open_engine(args)
     _print_hits(engine.search(args.query, limit=args.limit, offset=args.offset, filters=_filters(args),
-                              mode=args.mode), args.json)
+                              mode=args.mode, snippets=args.snippets), args.json)
     return 0
 
 
@@ -217,12 +250,35 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from search.evaluate import evaluate
+
+    settings = Settings.from_env(model=args.model, eval_cache_dir=args.eval_cache_dir)
+    reports = evaluate(args.dataset_dir, settings, split=args.split, modes=tuple(dict.fromkeys(args.mode)))
+    if args.json:
+        for report in reports:
+            print(json.dumps(report.to_dict()))
+        return 0
+    first = reports[0]
+    print(f"{first.dataset} / {first.split}: {first.queries} judged queries, model {first.model}")
+    print(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>8} {'MRR@10':>8} {'ms/query':>9}")
+    for report in reports:
+        print(f"{report.mode:<8} {report.ndcg_at_10:>8.4f} {report.recall_at_100:>8.4f} "
+              f"{report.mrr_at_10:>8.4f} {report.mean_latency_ms:>9.1f}")
+    print(f"index: {first.index_dir}")
+    return 0
+
+
 COMMANDS = {"index": cmd_index, "search": cmd_search, "related": cmd_related, "recommend": cmd_recommend,
-            "delete": cmd_delete, "info": cmd_info}
+            "delete": cmd_delete, "info": cmd_info, "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    # FAISS and torch each keep an OpenMP pool whose idle threads spin by default; on a few shared
+    # cores they steal each other's time (single-query search measured ~10x slower). Must be set
+    # before either library loads, which the subcommands do lazily.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -16,6 +16,7 @@ import numpy as np
 
 from indexer import vectors
 from indexer.ingest import Parsed, Rejection, count_lines, read_papers
+from indexer.lexical import LexicalWriter
 from indexer.store import IndexStore, Upsert, WriteLock
 from models.config import DEFAULT_MODEL, Settings
 from models.embedder import Embedder
@@ -72,6 +73,7 @@ class IndexWriter:
         self._index = None
         self._index_generation = -1
         self._dirty = False
+        self._lexical: LexicalWriter | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -89,6 +91,7 @@ class IndexWriter:
                     self.store.set_index_type(self.settings.index_type)
                     self._dirty = True
             self._index, self._index_generation = self.store.load_vector_index()
+            self._lexical = LexicalWriter(self.directory, self.store).open()  # rebuilt here if stale
         except BaseException:
             self._lock.__exit__(None, None, None)
             raise
@@ -98,6 +101,8 @@ class IndexWriter:
         try:
             if self.store is not None:
                 self.flush()
+                if self._lexical is not None:
+                    self._lexical.close()
                 self.store.close()
         finally:
             self._lock.__exit__(exc_type, exc, tb)
@@ -162,6 +167,10 @@ class IndexWriter:
                                      np.array(result.added_rowids, dtype=np.int64), added):
             self._index = self.store.build_vector_index()
         self._dirty = True
+        # Committed per write, right after SQLite's commit: readers see new papers in both
+        # indexes at once, and a crash in between leaves a stale sidecar, so a rebuild.
+        self._lexical.apply(result)
+        self._lexical.commit()
 
 
 # --- whole files ------------------------------------------------------------------------------------

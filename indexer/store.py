@@ -3,6 +3,7 @@
     INDEX_DIR/
       papers.sqlite         records, content hashes and embeddings (the source of truth), WAL mode
       vectors-<gen>.faiss   the FAISS index for write generation <gen> (derived, rebuildable)
+      lexical/              the BM25 (tantivy) index and the generation it reflects (derived, rebuildable)
       manifest.json         format version, model, dimension, counts (derived, for people and tools)
       write.lock            held by the one process writing
 
@@ -36,6 +37,8 @@ FORMAT_VERSION = 1
 DB_FILE = "papers.sqlite"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = "write.lock"
+LEXICAL_DIR = "lexical"
+LEXICAL_STATE_FILE = "papersearch-state.json"  # inside LEXICAL_DIR, beside tantivy's own files
 
 # Schema steps, applied in order; PRAGMA user_version records how many have run.
 _MIGRATIONS = (
@@ -64,6 +67,16 @@ _PAPER_COLUMNS = "rowid, paper_id, title, abstract, authors, year, categories, v
 def faiss_file(directory: Path, generation: int) -> Path:
     """The FAISS file for one write generation."""
     return directory / f"vectors-{generation}.faiss"
+
+
+def lexical_path(directory: Path) -> Path:
+    """The folder of the lexical (BM25) index; indexer/lexical.py owns what is inside."""
+    return Path(directory) / LEXICAL_DIR
+
+
+def lexical_state_file(directory: Path) -> Path:
+    """The sidecar recording which store generation the lexical index reflects."""
+    return lexical_path(directory) / LEXICAL_STATE_FILE
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -266,7 +279,7 @@ class IndexStore:
         atomic_write_bytes(self.directory / MANIFEST_FILE, data)
 
     def size_on_disk(self) -> int:
-        return sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
+        return sum(p.stat().st_size for p in self.directory.rglob("*") if p.is_file())
 
     # --- reading records ----------------------------------------------------------------------
 

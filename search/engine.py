@@ -1,12 +1,14 @@
 """SearchEngine: search, related and recommend over one index directory.
 
-Every method reduces to "a query vector + filters + exclusions" and goes through `_dense`, which
-returns (rowids, scores); papers are looked up only for the page that is returned.
+Every ranker returns (rowids, scores): `_dense` (a query vector + filters + exclusions), the
+lexical BM25 searcher, and their fusion for `hybrid` search. Papers are looked up only for the
+page that is returned.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import faiss
@@ -18,9 +20,16 @@ from models.config import Settings
 from models.embedder import Embedder
 from models.errors import InvalidQuery, PaperNotFound
 from models.paper import Hit
-from search import rank
+from search import fusion, highlight, rank
+from search.lexical import LexicalSearcher, query_terms
 
-MODES = ("dense",)
+MODES = ("dense", "lexical", "hybrid")
+DEFAULT_MODE = "hybrid"
+# Hybrid search fuses this many candidates from each side (more when a page reaches deeper).
+HYBRID_DEPTH = 100
+# Weight of the dense side in the convex combination; chosen on SciFact train (docs/quality.md):
+# 0.45-0.6 are within 0.002 nDCG@10 of each other there.
+HYBRID_ALPHA = 0.5
 
 
 class SearchEngine:
@@ -32,6 +41,7 @@ class SearchEngine:
         self.encoder = query_encoder
         self._lock = threading.Lock()
         self._index, self.generation = store.load_vector_index()
+        self._lexical = LexicalSearcher(store)
 
     @classmethod
     def open(cls, settings: Settings, encoder: Embedder | None = None) -> SearchEngine:
@@ -54,6 +64,7 @@ class SearchEngine:
         if current == self.generation:
             return False
         index, generation = self.store.load_vector_index()
+        self._lexical.refresh()
         with self._lock:
             self._index, self.generation = index, generation
         return True
@@ -65,14 +76,33 @@ class SearchEngine:
     # --- the three entry points -----------------------------------------------------------------
 
     def search(self, query: str, limit: int = 10, offset: int = 0, filters: Filters | None = None,
-               mode: str = "dense") -> list[Hit]:
-        """Papers ranked by similarity to a free-text query."""
+               mode: str = DEFAULT_MODE, snippets: bool = True) -> list[Hit]:
+        """Papers ranked by relevance to a free-text query.
+
+        Args:
+            mode: "dense" (embedding similarity), "lexical" (BM25) or "hybrid" (both, fused).
+            snippets: attach each hit's best-matching abstract sentences, terms in <mark>.
+        """
         text = self._check_query(query)
         self._check_page(limit, offset)
         if mode not in MODES:
             raise InvalidQuery(f"Unknown mode {mode!r}; choose one of: {', '.join(MODES)}.")
-        vector = self.encoder.encode([text], "query")[0]
-        return self._hits(*self._dense(vector, limit + offset, filters), limit, offset)
+        terms = query_terms(text)
+        allowed = self.store.filter_rowids(filters) if filters and filters.active() else None
+        depth = limit + offset
+        if mode == "lexical":
+            ranking = self._lexical.top(terms, depth, allowed)
+        else:
+            vector = self.encoder.encode([text], "query")[0]
+            if mode == "dense":
+                ranking = self._dense(vector, depth, filters, allowed=allowed)
+            else:
+                ranking = self._hybrid(vector, terms, max(depth, HYBRID_DEPTH), filters, allowed)
+        hits = self._hits(*ranking, limit, offset)
+        if snippets:
+            weights = self._lexical.idf(terms)
+            hits = [replace(h, snippet=highlight.snippet(h.paper.abstract, terms, weights)) for h in hits]
+        return hits
 
     def related(self, paper_id: str | None = None, text: str | None = None, limit: int = 10,
                 offset: int = 0, filters: Filters | None = None) -> list[Hit]:
@@ -124,17 +154,52 @@ class SearchEngine:
         if not 0 <= offset <= 10_000:
             raise InvalidQuery(f"offset must be between 0 and 10000, got {offset}.")
 
+    def _hybrid(self, vector: np.ndarray, terms: list[str], depth: int, filters: Filters | None,
+                allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Dense and BM25 candidates fused by a convex combination of normalised scores.
+
+        Papers found only lexically get their exact cosine too, so the dense side is scored over
+        the whole candidate set; BM25 keeps 0 (no match) as its floor.
+        """
+        dense_ids, dense_scores = self._dense(vector, depth, filters, allowed=allowed)
+        lexical = self._lexical.top(terms, depth, allowed)
+        if len(lexical[0]) == 0:
+            return dense_ids, dense_scores
+        extra = np.setdiff1d(lexical[0], dense_ids)
+        if len(extra):
+            extra, cosines = self._cosines(extra, vector)
+            dense_ids = np.concatenate([dense_ids, extra])
+            dense_scores = np.concatenate([dense_scores, cosines])
+        return fusion.convex((dense_ids, dense_scores), lexical, HYBRID_ALPHA)
+
+    def _cosines(self, rowids: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine of `vector` with the stored vectors of `rowids` (rows the index lacks are dropped)."""
+        with self._lock:
+            index = self._index
+        kept, rows = [], []
+        for rowid in rowids.tolist():
+            try:
+                rows.append(index.reconstruct(rowid))
+            except RuntimeError:  # deleted since the lexical index was read
+                continue
+            kept.append(rowid)
+        if not kept:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return np.array(kept, dtype=np.int64), (np.stack(rows) @ vector).astype(np.float32)
+
     def _dense(self, vector: np.ndarray, k: int, filters: Filters | None,
-               exclude: set[int] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
+               exclude: set[int] = frozenset(), allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (rowids, scores) by cosine, restricted to papers passing `filters`.
 
         Filters select candidate rows first (in SQLite) and FAISS scores only those, so a filter
-        never returns fewer than k papers when k papers match.
+        never returns fewer than k papers when k papers match. `allowed` passes rows already
+        selected for `filters`, so they are not queried twice.
         """
         with self._lock:
             index = self._index
         query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
-        allowed = self.store.filter_rowids(filters) if filters and filters.active() else None
+        if allowed is None and filters and filters.active():
+            allowed = self.store.filter_rowids(filters)
         if allowed is not None:
             allowed = np.setdiff1d(allowed, np.fromiter(exclude, dtype=np.int64))
             if len(allowed) == 0:
