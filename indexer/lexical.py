@@ -127,7 +127,8 @@ def _write_state(directory: Path, generation: int, papers: int) -> None:
     atomic_write_bytes(lexical_state_file(directory), json.dumps(data).encode() + b"\n")
 
 
-def _document(rowid: int, paper: Paper) -> tantivy.Document:
+def to_document(rowid: int, paper: Paper) -> tantivy.Document:
+    """The tantivy document for one stored paper."""
     document = tantivy.Document()
     document.add_integer(ROWID_FIELD, int(rowid))
     document.add_text(TEXT_FIELD, embed_text(paper))
@@ -138,7 +139,7 @@ def fill_from_store(writer: tantivy.IndexWriter, store: IndexStore) -> int:
     """Add every stored paper to an (empty) tantivy writer; returns how many. Needs no model."""
     count = 0
     for rowid, paper in store.iter_papers(chunk_size=_REBUILD_CHUNK):
-        writer.add_document(_document(rowid, paper))
+        writer.add_document(to_document(rowid, paper))
         count += 1
     return count
 
@@ -202,7 +203,7 @@ class LexicalWriter:
             # what must be searchable.
             papers = self.store.papers_by_rowid(result.added_rowids)
             for rowid in result.added_rowids:
-                self._writer.add_document(_document(rowid, papers[rowid]))
+                self._writer.add_document(to_document(rowid, papers[rowid]))
 
     def commit(self) -> None:
         """Publish pending changes, then record the store generation they reflect."""
