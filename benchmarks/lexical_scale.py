@@ -54,7 +54,8 @@ def build(directory: Path, papers: list) -> dict:
     for start in range(0, len(papers), WRITE_BATCH):
         batch = papers[start:start + WRITE_BATCH]
         vectors = rng.standard_normal((len(batch), _DIMENSION)).astype(np.float32)
-        result = store.write([Upsert(p, f"h{start + i}", v) for i, (p, v) in enumerate(zip(batch, vectors))])
+        pairs = enumerate(zip(batch, vectors, strict=True))
+        result = store.write([Upsert(paper, f"h{start + i}", vector) for i, (paper, vector) in pairs])
         t = time.perf_counter()
         writer.apply(result)
         writer.commit()
