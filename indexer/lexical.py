@@ -51,8 +51,9 @@ def build_analyzer() -> tantivy.TextAnalyzer:
 
     Split on anything not alphanumeric, drop very long tokens, lower-case, fold accents to
     ASCII, drop English stop words (Lucene's list, as the published BM25 baselines), and
-    Porter2-stem. On SciFact train/test this chain measured 0.684 nDCG@10 on one text field
-    against 0.666 for separate title and abstract fields.
+    Porter2-stem. On SciFact train, one title+abstract field measured 0.696 nDCG@10 against
+    0.672 for separate title and abstract fields; stop words cost nothing in quality there and
+    make OR queries ~40% faster.
     """
     return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
             .filter(tantivy.Filter.remove_long(_MAX_TOKEN_CHARS))
