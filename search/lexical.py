@@ -36,11 +36,12 @@ class LexicalSearcher:
     def __init__(self, store: IndexStore):
         self.store = store
         self._lock = threading.Lock()
-        self._index = self._load()
+        self._index, self._generation = self._load()
         self._schema = self._index.schema
 
-    def _load(self) -> tantivy.Index:
-        """The on-disk index, repaired first when stale and nobody is writing.
+    def _load(self) -> tuple[tantivy.Index, int | None]:
+        """The on-disk index and the generation its sidecar names, repaired first when stale and
+        nobody is writing.
 
         A writer keeps the index current (it commits after every store write), so a stale sidecar
         with the write lock free means a crash or an index built before lexical search existed.
@@ -52,28 +53,44 @@ class LexicalSearcher:
                     lexical.LexicalWriter(directory, self.store).open().close()  # rebuilds
             except (IndexBusy, OSError):
                 pass  # a writer is at work (it repairs on open), or the folder is read-only
-        if lexical.recorded_state(directory) is not None:
+        state = lexical.recorded_state(directory)
+        if state is not None:
             # Committed at least once; at most one write behind a writer that is still at work.
             try:
-                return lexical.open_index(lexical_path(directory), create=False)
+                return lexical.open_index(lexical_path(directory), create=False), state.get("generation")
             except (OSError, ValueError):
                 pass
         # Missing or unreadable, and not repairable from here: an in-memory copy answers correctly.
-        return lexical.build_in_memory(self.store)
+        generation = self.store.generation
+        return lexical.build_in_memory(self.store), generation
 
     def refresh(self) -> None:
         """Pick up the writer's latest commit (called when the store generation changed)."""
-        index = self._load()
+        loaded = self._load()
         with self._lock:
-            self._index = index
+            self._index, self._generation = loaded
+
+    def _current_index(self) -> tantivy.Index:
+        """The index to search, reloaded first if a writer has committed since it was loaded.
+
+        The engine refreshes when the store generation changes, which can land between SQLite's
+        commit and tantivy's; this catches up on the next query instead of the next write.
+        """
+        with self._lock:
+            index, generation = self._index, self._generation
+        if generation != self.store.generation:
+            state = lexical.recorded_state(self.store.directory)
+            if state is not None and state.get("generation") != generation:
+                self.refresh()
+                with self._lock:
+                    index = self._index
+        return index
 
     def top(self, terms: list[str], k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rowids, BM25 scores) of the k best papers, only among `allowed` rowids when given."""
         if not terms or k <= 0 or (allowed is not None and len(allowed) == 0):
             return _EMPTY
-        with self._lock:
-            index = self._index
-        searcher = index.searcher()
+        searcher = self._current_index().searcher()
         total = searcher.num_docs
         if total == 0:
             return _EMPTY
@@ -97,9 +114,7 @@ class LexicalSearcher:
 
     def idf(self, terms: list[str]) -> dict[str, float]:
         """term -> BM25's inverse document frequency (rare terms weigh more in snippets)."""
-        with self._lock:
-            index = self._index
-        searcher = index.searcher()
+        searcher = self._current_index().searcher()
         total = searcher.num_docs
         out = {}
         for term in set(terms):

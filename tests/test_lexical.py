@@ -118,6 +118,17 @@ def test_update_insert_and_delete_keep_the_lexical_index_in_sync(fresh_index_dir
         engine.close()
 
 
+def test_an_open_reader_catches_up_with_a_writer_without_refresh(fresh_index_dir, embedder):
+    engine = SearchEngine.open(Settings(index_dir=fresh_index_dir), encoder=embedder)
+    try:
+        assert engine.search("platypus", mode="lexical") == []
+        write(fresh_index_dir, embedder, upserts=[Paper("new-2", "Platypus venom", "Platypus spurs deliver venom.")])
+        # Another process wrote; nobody called engine.refresh(): the next lexical query catches up.
+        assert ids(engine.search("platypus", mode="lexical")) == ["new-2"]
+    finally:
+        engine.close()
+
+
 # --- recovery ---------------------------------------------------------------------------------------
 
 
