@@ -217,8 +217,9 @@ def _read_routes(settings: Settings) -> APIRouter:
         return {"papers": manifest["papers"], "model": manifest["model"]["name"],
                 "model_fingerprint": manifest["model"]["fingerprint"], "dimension": manifest["dimension"],
                 "index_type": kind, "generation": manifest["generation"], "size_bytes": size,
-                "modes": list(MODES), "default_mode": DEFAULT_MODE, "writes_enabled": service.writes_enabled, "max_limit": settings.max_limit,
-                "max_query_chars": settings.max_query_chars, "max_body_bytes": settings.max_body_bytes}
+                "modes": list(MODES), "default_mode": DEFAULT_MODE, "writes_enabled": service.writes_enabled,
+                "max_limit": settings.max_limit, "max_query_chars": settings.max_query_chars,
+                "max_body_bytes": settings.max_body_bytes}
 
     return router
 

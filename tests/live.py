@@ -27,6 +27,15 @@ class LiveServer:
     def endpoint(self, path: str) -> str:
         return self.url.rstrip("/") + path
 
+    def wait_for_output(self, text: str, timeout: float = 60) -> bool:
+        """True once the server printed `text` (its output is read by a background thread)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in "".join(self.output):
+                return True
+            time.sleep(0.05)
+        return False
+
 
 @contextmanager
 def live_server(index_dir: Path, *extra_args: str, env: dict[str, str] | None = None) -> Iterator[LiveServer]:

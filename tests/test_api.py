@@ -440,3 +440,29 @@ def test_body_size_limit_is_413_with_or_without_a_length(fresh_index_dir, embedd
                      413, "body_too_large")
         small = c.post("/papers", json=NEW_PAPERS[:1], headers=AUTH)
         assert small.status_code == 200 and small.json()["papers"] == 25
+
+
+def test_unexpected_failures_are_500_in_the_one_shape_without_details(sample_index_dir, embedder):
+    app = create_app(Settings(index_dir=sample_index_dir), embedder=embedder)
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        message = assert_error(c.get("/boom"), 500, "internal_error")
+        assert "secret" not in message
+
+
+def test_serve_refuses_a_busy_port_with_a_clear_message(tmp_path, capsys):
+    import socket
+
+    from api.cli import main
+    from api.server import public_url
+
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert main(["serve", "--index", str(tmp_path / "index"), "--port", str(port)]) == 1
+    assert f"Cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert public_url("0.0.0.0", 8000) == "http://127.0.0.1:8000/"
+    assert public_url("::1", 8000) == "http://[::1]:8000/"
