@@ -57,7 +57,8 @@ _DOMAIN_ERRORS: tuple[tuple[type[PaperSearchError], int, str], ...] = (
     (PaperSearchError, 400, "error"),
 )
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+# FastAPI raises a plain 400 when it cannot parse a JSON body at all (e.g. nested too deeply).
+_HTTP_CODES = {400: "invalid_json", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 # Seconds a client should wait before retrying a 503; a write or an index build is usually short.
 RETRY_AFTER_SECONDS = "2"

@@ -50,13 +50,15 @@ def _json_items(text: str) -> list[tuple[Any, str | None]]:
         value = json.loads(text)
     except ValueError as exc:
         raise InvalidInput(f"The request body is not valid JSON ({exc}).") from exc
+    except RecursionError as exc:
+        raise InvalidInput("The request body nests JSON too deeply to be paper records.") from exc
     return [(item, None) for item in value]
 
 
 def _single_or_lines(text: str) -> list[tuple[Any, str | None]]:
     try:
         return [(json.loads(text), None)]  # one object, possibly pretty-printed over several lines
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     items: list[tuple[Any, str | None]] = []
     for number, line in enumerate(text.splitlines(), start=1):
@@ -66,6 +68,8 @@ def _single_or_lines(text: str) -> list[tuple[Any, str | None]]:
             items.append((json.loads(line), None))
         except ValueError as exc:
             items.append((None, f"line {number} is not valid JSON ({exc})"))
+        except RecursionError:
+            items.append((None, f"line {number} nests JSON too deeply"))
     return items
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
+from api.app import DEFAULT_MODE, create_app
 from indexer.store import Filters, IndexStore, WriteLock
 from models.config import Settings
+from search.engine import MODES
 
 KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -63,7 +64,7 @@ def test_search_finds_the_ocr_papers_with_full_records(client):
     response = client.get("/search", params={"q": "lightweight OCR", "limit": 5})
     body = response.json()
     assert set(body) == {"query", "mode", "limit", "offset", "took_ms", "next_offset", "results"}
-    assert body["query"] == "lightweight OCR" and body["mode"] == "dense"
+    assert body["query"] == "lightweight OCR" and body["mode"] == DEFAULT_MODE
     assert body["limit"] == 5 and body["offset"] == 0 and body["took_ms"] >= 0
     titles = [hit["title"] for hit in body["results"][:3]]
     assert sum("OCR" in title for title in titles) >= 2, titles
@@ -106,9 +107,10 @@ def test_filters_restrict_results(client, sample_engine):
 
 
 def test_mode_is_checked_against_the_engine_modes(client):
-    assert client.get("/search", params={"q": "OCR", "mode": "dense"}).json()["mode"] == "dense"
+    for mode in MODES:
+        assert client.get("/search", params={"q": "OCR", "mode": mode}).json()["mode"] == mode
     message = assert_error(client.get("/search", params={"q": "OCR", "mode": "telepathy"}), 422, "invalid_request")
-    assert "'mode'" in message and "dense" in message
+    assert "'mode'" in message and all(mode in message for mode in MODES)
 
 
 @pytest.mark.parametrize(("params", "named"), [
@@ -173,6 +175,12 @@ def test_related_text_bounds(client, payload, status, code, named):
     assert named in assert_error(client.post("/related", json=payload), status, code)
 
 
+@pytest.mark.parametrize("content", [b"{not json", b"[" * 100_000])
+def test_unparseable_json_bodies_are_400(client, content):
+    assert_error(client.post("/related", content=content, headers={"Content-Type": "application/json"}),
+                 400, "invalid_json")
+
+
 def test_recommend_excludes_inputs_and_reports_unknown_ids(client, sample_engine):
     body = client.post("/recommend", json={"positive": ["seed-03"], "negative": ["seed-01"], "limit": 5}).json()
     got = [h["paper_id"] for h in body["results"]]
@@ -193,7 +201,7 @@ def test_health_and_stats(client):
                                             "generation": 1}
     stats = client.get("/stats").json()
     assert stats["papers"] == 24 and stats["dimension"] == 384 and stats["index_type"] == "flat"
-    assert stats["modes"] == ["dense"] and stats["default_mode"] == "dense"
+    assert stats["modes"] == list(MODES) and stats["default_mode"] == DEFAULT_MODE in MODES
     assert stats["writes_enabled"] is False and stats["max_limit"] == 100 and stats["size_bytes"] > 0
 
 
@@ -336,6 +344,8 @@ def test_ndjson_and_single_object_bodies(writer):
     (b"[{broken", 400, "invalid_input"),
     (b"\xff\xfe[]", 400, "invalid_input"),
     (b'[{"title": "no id"}]', 422, "invalid_records"),
+    (b"[" * 100_000, 400, "invalid_input"),
+    (b"{" * 100_000, 422, "invalid_records"),
 ])
 def test_unusable_upload_bodies(writer, content, status, code):
     assert_error(writer.post("/papers", content=content, headers={**AUTH, "Content-Type": "application/json"}),
