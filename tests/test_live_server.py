@@ -59,6 +59,10 @@ def test_write_then_search_over_http(server):
     assert denied.status_code == 401 and denied.json()["error"]["code"] == "unauthorized"
     assert httpx.delete(server.endpoint("/papers/live-1"), headers=AUTH, timeout=60).status_code == 200
     assert httpx.get(server.endpoint("/papers/live-1"), timeout=60).status_code == 404
+    wrong = httpx.delete(server.endpoint("/papers/live-2"), headers={"Authorization": "Bearer guess-123"}, timeout=60)
+    assert wrong.status_code == 401  # the key is checked before the id
+    assert server.wait_for_output('"DELETE /papers/live-2 HTTP/1.1" 401')  # the access log has caught up
+    assert KEY not in "".join(server.output) and "guess-123" not in "".join(server.output)  # keys never logged
 
 
 def _batch(topic: str) -> list[dict]:

@@ -17,6 +17,7 @@
   const PAGE = 10;
   let current = null; // {path, params, offset} of the list on screen, for "Show more"
   let inFlight = null;
+  let navigatedHere = false; // "Back" returns to our own previous view, never to another site
 
   // --- small helpers ---------------------------------------------------------------------------
 
@@ -227,7 +228,7 @@
     const back = el("a", "back", "← Back");
     back.href = "/";
     back.addEventListener("click", (event) => {
-      if (window.history.length > 1) {
+      if (navigatedHere) {
         event.preventDefault();
         window.history.back();
       }
@@ -281,6 +282,7 @@
   }
 
   function navigate(url) {
+    navigatedHere = true;
     window.history.pushState(null, "", url);
     route();
   }
