@@ -20,6 +20,7 @@ EXAMPLES = {
     "recommend": "papersearch recommend --positive ID1 ID2 --negative ID3 --index ./my-index",
     "delete": "papersearch delete ID1 ID2 --index ./my-index",
     "info": "papersearch info --index ./my-index",
+    "serve": "papersearch serve --index ./my-index --port 8000   (or: papersearch serve --sample)",
 }
 
 
@@ -81,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paper_ids", nargs="+", metavar="ID")
 
     command("info", "Show what an index holds: papers, model, dimension, index type, size on disk.")
+
+    p = command("serve", "Serve the JSON API, the search page (/) and the widget (/widget.js) over HTTP.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--sample", action="store_true",
+                   help="if the index directory holds no index yet, build it from the bundled 24-paper sample")
     return parser
 
 
@@ -217,8 +224,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.server import serve
+
+    return serve(_settings(args), host=args.host, port=args.port, sample=args.sample, quiet=args.quiet)
+
+
 COMMANDS = {"index": cmd_index, "search": cmd_search, "related": cmd_related, "recommend": cmd_recommend,
-            "delete": cmd_delete, "info": cmd_info}
+            "delete": cmd_delete, "info": cmd_info, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:
