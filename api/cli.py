@@ -22,6 +22,7 @@ EXAMPLES = {
     "delete": "papersearch delete ID1 ID2 --index ./my-index",
     "info": "papersearch info --index ./my-index",
     "eval": "papersearch eval ../shared/data/scifact --split test --mode dense lexical hybrid",
+    "serve": "papersearch serve --index ./my-index --port 8000   (or: papersearch serve --sample)",
 }
 # Mirrors search.engine.MODES / DEFAULT_MODE; kept literal so `--help` never imports the engine.
 SEARCH_MODES = ("dense", "lexical", "hybrid")
@@ -89,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paper_ids", nargs="+", metavar="ID")
 
     command("info", "Show what an index holds: papers, model, dimension, index type, size on disk.")
+
+    p = command("serve", "Serve the JSON API, the search page (/) and the widget (/widget.js) over HTTP.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--sample", action="store_true",
+                   help="if the index directory holds no index yet, build it from the bundled 24-paper sample")
 
     p = sub.add_parser("eval", help="Measure ranking quality on a BEIR-layout data set.",
                        description="Build (or reuse, keyed by corpus and model) an index of a BEIR-layout data "
@@ -269,8 +276,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.server import serve
+
+    return serve(_settings(args), host=args.host, port=args.port, sample=args.sample, quiet=args.quiet)
+
+
 COMMANDS = {"index": cmd_index, "search": cmd_search, "related": cmd_related, "recommend": cmd_recommend,
-            "delete": cmd_delete, "info": cmd_info, "eval": cmd_eval}
+            "delete": cmd_delete, "info": cmd_info, "serve": cmd_serve, "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:
