@@ -6,6 +6,7 @@ returns (rowids, scores); papers are looked up only for the page that is returne
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from search import rank
 
 MODES = ("dense",)
 
+# Lone UTF-16 surrogates (from JSON "\ud800" escapes) are not text; the tokenizer refuses them.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
 
 class SearchEngine:
     """Read-only access to one index: the store, its FAISS index and a query encoder."""
@@ -31,6 +35,7 @@ class SearchEngine:
         self.settings = settings
         self.encoder = query_encoder
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self._index, self.generation = store.load_vector_index()
 
     @classmethod
@@ -49,14 +54,24 @@ class SearchEngine:
     # --- freshness ------------------------------------------------------------------------------
 
     def refresh(self) -> bool:
-        """Pick up writes made since this engine loaded; True if anything changed."""
-        current = self.store.generation
-        if current == self.generation:
+        """Pick up writes made since this engine loaded (by this or another process).
+
+        Cheap when nothing changed (one SELECT), so callers may call it before every request.
+        Returns True if a newer generation was loaded. While one thread reloads, others keep
+        serving the previous snapshot instead of waiting.
+        """
+        if self.store.generation == self.generation:
             return False
-        index, generation = self.store.load_vector_index()
-        with self._lock:
-            self._index, self.generation = index, generation
-        return True
+        if not self._refresh_lock.acquire(blocking=False):
+            return False
+        try:
+            index, generation = self.store.load_vector_index()
+            with self._lock:
+                changed = generation != self.generation
+                self._index, self.generation = index, generation
+            return changed
+        finally:
+            self._refresh_lock.release()
 
     @property
     def index_kind(self) -> str:
@@ -110,7 +125,7 @@ class SearchEngine:
     # --- internals ------------------------------------------------------------------------------
 
     def _check_query(self, query: str | None) -> str:
-        text = (query or "").strip()
+        text = _LONE_SURROGATE.sub("\ufffd", query or "").strip()
         if not text:
             raise InvalidQuery("The query is empty: type a few words, such as 'lightweight OCR'.")
         if len(text) > self.settings.max_query_chars:
@@ -150,7 +165,14 @@ class SearchEngine:
     def _exact_subset(index: faiss.Index, query: np.ndarray, allowed: np.ndarray,
                       k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k among `allowed` rows, whatever the index structure."""
-        matrix = index.reconstruct_batch(allowed) if vectors.index_kind(index) == "hnsw" else None
+        matrix = None
+        if vectors.index_kind(index) == "hnsw":
+            # `allowed` comes from the live SQLite, which may hold rows newer than this snapshot of
+            # the index; reconstructing those would raise.
+            allowed = allowed[np.isin(allowed, faiss.vector_to_array(index.id_map))]
+            if len(allowed) == 0:
+                return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            matrix = index.reconstruct_batch(allowed)
         if matrix is None:
             params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
             scores, rowids = index.search(query, min(k, len(allowed)), params=params)
