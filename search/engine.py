@@ -6,6 +6,7 @@ returns (rowids, scores); papers are looked up only for the page that is returne
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from pathlib import Path
@@ -25,6 +26,26 @@ MODES = ("dense",)
 
 # Lone UTF-16 surrogates (from JSON "\ud800" escapes) are not text; the tokenizer refuses them.
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Filter values become SQLite LIKE patterns, which SQLite refuses beyond 50,000 bytes; no real
+# category or author name comes near this.
+_MAX_FILTER_CHARS = 500
+_MAX_YEAR = 9999
+
+
+def _checked_filters(filters: Filters) -> Filters:
+    """Filters SQLite can take: text without surrogates and of sane length, years in range."""
+    for name in ("year_from", "year_to"):
+        year = getattr(filters, name)
+        if year is not None and (isinstance(year, bool) or not isinstance(year, int) or abs(year) > _MAX_YEAR):
+            raise InvalidQuery(f"{name} must be a year between -{_MAX_YEAR} and {_MAX_YEAR}, got {year!r:.40}.")
+    texts = {}
+    for name in ("category", "author"):
+        value = getattr(filters, name)
+        if value is not None:
+            if not isinstance(value, str) or len(value) > _MAX_FILTER_CHARS:
+                raise InvalidQuery(f"The {name} filter must be text of at most {_MAX_FILTER_CHARS} characters.")
+            texts[name] = _LONE_SURROGATE.sub("\ufffd", value)
+    return dataclasses.replace(filters, **texts)
 
 
 class SearchEngine:
@@ -149,7 +170,7 @@ class SearchEngine:
         with self._lock:
             index = self._index
         query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
-        allowed = self.store.filter_rowids(filters) if filters and filters.active() else None
+        allowed = self.store.filter_rowids(_checked_filters(filters)) if filters and filters.active() else None
         if allowed is not None:
             allowed = np.setdiff1d(allowed, np.fromiter(exclude, dtype=np.int64))
             if len(allowed) == 0:

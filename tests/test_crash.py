@@ -85,7 +85,7 @@ def kill_at_random_moment(process: subprocess.Popen, directory: Path, rng: rando
             time.sleep(0.02)
         delay = 0.0 if style == "end" else rng.uniform(0.0, 0.4)
         time.sleep(delay)
-        moment = f"{delay:.2f}s after {target} records were visible"
+        moment = f"{delay:.2f}s after a reader saw >= {target} records"
     process.send_signal(signal.SIGKILL)
     process.wait()
     return moment
