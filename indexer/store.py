@@ -241,8 +241,11 @@ class IndexStore:
         try:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
-                raise IndexCorrupt(f"{self.directory / DB_FILE} holds no PaperSearch tables (empty or not an "
-                                   "index). Re-index your input files, or restore it from a backup.")
+                # What a reader sees in the instant an index run creates the file, or after a run was
+                # killed right then; also a file emptied by damage. A rerun of the index fixes all three.
+                raise IndexNotBuilt(f"{self.directory / DB_FILE} holds no PaperSearch tables: the index was "
+                                    "never finished, or the file was emptied. Run 'papersearch index FILE "
+                                    f"--index {self.directory}' (again), or restore it from a backup.")
             fmt = int(self._meta_get("format_version") or 0)
             missing = [k for k in ("model_name", "model_fingerprint", "dimension", "generation")
                        if self._meta_get(k) is None]

@@ -226,3 +226,22 @@ def test_duplicate_ids_across_batches_are_embedded_once_and_never_again(tmp_path
 
     second = index_file(Settings(index_dir=directory), data, embedder=embedder)
     assert (second.embedded, second.indexed, second.unchanged) == (0, 0, len(ids))
+
+
+@pytest.mark.parametrize("leftover", ["empty file", "tables without metadata"])
+def test_a_run_killed_while_creating_the_index_can_be_rerun(tmp_path, embedder, leftover):
+    """A kill in the instant between creating papers.sqlite and committing its first metadata."""
+    import sqlite3
+
+    from tests.conftest import SAMPLE
+
+    directory = tmp_path / "index"
+    directory.mkdir()
+    connection = sqlite3.connect(directory / "papers.sqlite")
+    if leftover == "tables without metadata":
+        IndexStore(directory, connection)._migrate()
+    connection.close()
+    with pytest.raises(IndexNotBuilt, match="never finished"):
+        SearchEngine.open(Settings(index_dir=directory), encoder=embedder)
+    report = index_file(Settings(index_dir=directory), SAMPLE, embedder=embedder)
+    assert report.indexed == 24 and check_index(directory).ok
