@@ -74,18 +74,21 @@ class SearchEngine:
 
     # --- freshness ------------------------------------------------------------------------------
 
-    def refresh(self) -> bool:
+    def refresh(self, wait: bool = False) -> bool:
         """Pick up writes made since this engine loaded (by this or another process).
 
         Cheap when nothing changed (one SELECT), so callers may call it before every request.
-        Returns True if a newer generation was loaded. While one thread reloads, others keep
-        serving the previous snapshot instead of waiting.
+        Returns True if this call loaded a newer generation. While one thread reloads, others
+        keep serving the previous snapshot instead of waiting; pass `wait=True` after a write of
+        your own to be sure the next search sees it.
         """
         if self.store.generation == self.generation:
             return False
-        if not self._refresh_lock.acquire(blocking=False):
+        if not self._refresh_lock.acquire(blocking=wait):
             return False
         try:
+            if self.store.generation == self.generation:  # another thread loaded it meanwhile
+                return False
             index, generation = self.store.load_vector_index()
             with self._lock:
                 changed = generation != self.generation

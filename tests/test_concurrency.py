@@ -135,9 +135,9 @@ def test_threads_sharing_one_engine_can_refresh_and_search_together(tmp_path, fr
     def work() -> None:
         try:
             start.wait()
-            for _ in range(30):
+            for number in range(30):
                 engine.store.load_vector_index()
-                engine.refresh()
+                engine.refresh(wait=number % 2 == 0)
                 engine.related("seed-01", limit=3)
         except BaseException as exc:  # noqa: BLE001 - collected and reported below
             errors.append(exc)
@@ -150,3 +150,15 @@ def test_threads_sharing_one_engine_can_refresh_and_search_together(tmp_path, fr
     engine.close()
     assert not errors, errors[:3]
     assert [p.part for p in check_index(fresh_index_dir).problems] == ["vectors"]
+
+
+def test_refresh_wait_sees_your_own_write_even_while_another_thread_reloads(fresh_index_dir, embedder):
+    engine = SearchEngine.open(Settings(index_dir=fresh_index_dir), encoder=embedder)
+    with IndexWriter(Settings(index_dir=fresh_index_dir), embedder=embedder) as writer:
+        writer.upsert([Paper("mine", "Bee colony collapse and neonicotinoid pesticides")], IndexReport())
+    engine._refresh_lock.acquire()  # another request thread is in the middle of a reload
+    threading.Timer(0.5, engine._refresh_lock.release).start()
+    assert engine.refresh() is False  # does not wait: keeps serving the previous snapshot
+    assert engine.refresh(wait=True) is True
+    assert engine.search("neonicotinoids and bees", limit=1)[0].paper.paper_id == "mine"
+    engine.close()
