@@ -22,6 +22,7 @@ EXAMPLES = {
     "info": "papersearch info --index ./my-index",
     "check": "papersearch check --index ./my-index   (add --repair to fix what can be fixed)",
     "rebuild": "papersearch rebuild --index ./my-index --index-type hnsw",
+    "serve": "papersearch serve --index ./my-index --port 8000   (or: papersearch serve --sample)",
 }
 
 
@@ -91,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("rebuild", "Rebuild the FAISS file and manifest from the stored embeddings (no re-embedding).")
     p.add_argument("--index-type", choices=("auto", "flat", "hnsw"), default=None,
                    help="switch the vector index structure while rebuilding")
+
+    p = command("serve", "Serve the JSON API, the search page (/) and the widget (/widget.js) over HTTP.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--sample", action="store_true",
+                   help="if the index directory holds no index yet, build it from the bundled 24-paper sample")
     return parser
 
 
@@ -262,8 +269,15 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return _print_check(report, args.json)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.server import serve
+
+    return serve(_settings(args), host=args.host, port=args.port, sample=args.sample, quiet=args.quiet)
+
+
 COMMANDS = {"index": cmd_index, "search": cmd_search, "related": cmd_related, "recommend": cmd_recommend,
-            "delete": cmd_delete, "info": cmd_info, "check": cmd_check, "rebuild": cmd_rebuild}
+            "delete": cmd_delete, "info": cmd_info, "check": cmd_check, "rebuild": cmd_rebuild,
+            "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -123,6 +123,14 @@ class IndexWriter:
 
     def upsert(self, papers: list[Paper], report: IndexReport) -> None:
         """Store papers, embedding only those whose text (or model) changed."""
+        self.commit(self.prepare(papers, report), report)
+
+    def prepare(self, papers: list[Paper], report: IndexReport) -> list[Upsert]:
+        """The slow half of `upsert`: hash and embed what changed, writing nothing.
+
+        The API embeds here while searches go on, then commits and swaps in the new generation
+        in one short exclusive step.
+        """
         latest: dict[str, Paper] = {}
         for paper in papers:  # within one batch the last record of an id wins
             latest[paper.paper_id] = paper
@@ -149,6 +157,10 @@ class IndexWriter:
             for item, vector in zip(to_embed, matrix):
                 item.vector = vector
             report.embedded += len(to_embed)
+        return upserts
+
+    def commit(self, upserts: list[Upsert], report: IndexReport) -> None:
+        """The quick half of `upsert`: write prepared papers in one transaction."""
         if upserts:
             self._apply(self.store.write(upserts))
             report.indexed += len(upserts)

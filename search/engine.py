@@ -18,7 +18,7 @@ from indexer import vectors
 from indexer.store import Filters, IndexStore
 from models.config import Settings
 from models.embedder import Embedder
-from models.errors import InvalidQuery, PaperNotFound
+from models.errors import IndexNotBuilt, InvalidQuery, PaperNotFound
 from models.paper import Hit
 from search import rank
 
@@ -63,11 +63,14 @@ class SearchEngine:
     def open(cls, settings: Settings, encoder: Embedder | None = None) -> SearchEngine:
         """Open the index in `settings.index_dir` with the model it was built with."""
         store = IndexStore.open(Path(settings.index_dir))
-        recorded = store.model
-        if encoder is None:
-            encoder = Embedder(settings.model or recorded.name, threads=settings.threads)
-        store.check_model(encoder.info)  # another --model, or the model's files changed
-        return cls(store, encoder, settings)
+        try:
+            if encoder is None:
+                encoder = Embedder(settings.model or store.model.name, threads=settings.threads)
+            store.check_model(encoder.info)  # another --model, or the model's files changed
+            return cls(store, encoder, settings)
+        except BaseException:
+            store.close()
+            raise
 
     def close(self) -> None:
         self.store.close()
@@ -172,6 +175,9 @@ class SearchEngine:
         """
         with self._lock:
             index = self._index
+        if index.ntotal == 0:
+            raise IndexNotBuilt(f"The index in {self.store.directory} holds no papers yet - add some with "
+                                f"'papersearch index papers.jsonl --index {self.store.directory}'.")
         query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
         allowed = self.store.filter_rowids(_checked_filters(filters)) if filters and filters.active() else None
         if allowed is not None:

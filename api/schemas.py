@@ -1,0 +1,179 @@
+"""Request and response models of the JSON API, built from models.paper.Paper/Hit at the edge.
+
+Request models forbid unknown fields, so a typo ("limt") is a 422 naming the field rather than
+a silently ignored option.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from models.paper import Hit, Paper
+
+# Most paper ids one recommend request may name.
+MAX_RECOMMEND_IDS = 1000
+
+
+# --- records ------------------------------------------------------------------------------------
+
+
+class PaperOut(BaseModel):
+    """One paper as stored."""
+
+    paper_id: str
+    title: str
+    abstract: str
+    authors: list[str]
+    year: int | None
+    categories: list[str]
+    venue: str | None
+    url: str | None
+    doi: str | None
+    extra: dict[str, Any] = Field(description="input fields PaperSearch has no name for, kept as given")
+
+    @classmethod
+    def from_paper(cls, paper: Paper) -> PaperOut:
+        return cls(**paper.to_dict())
+
+
+class HitOut(PaperOut):
+    """One ranked result: the paper, its score (cosine similarity for dense) and 1-based rank."""
+
+    score: float
+    rank: int
+    snippet: str | None = Field(
+        None, description="abstract excerpt with matched terms in <mark>; HTML-escaped except for <mark>")
+
+    @classmethod
+    def from_hit(cls, hit: Hit) -> HitOut:
+        return cls(**hit.to_dict())
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+class Page(BaseModel):
+    """Fields every ranked list has."""
+
+    limit: int
+    offset: int
+    took_ms: float = Field(description="time spent in the engine, in milliseconds")
+    next_offset: int | None = Field(description="offset of the next page, or null on the last page")
+    results: list[HitOut]
+
+
+class SearchResponse(Page):
+    query: str
+    mode: str
+
+
+class RelatedResponse(Page):
+    paper_id: str | None = Field(description="the paper the results relate to; null for pasted text")
+
+
+class RecommendResponse(Page):
+    positive: list[str]
+    negative: list[str]
+
+
+class RecordError(BaseModel):
+    """Why one record of a POST /papers body was not applied."""
+
+    index: int = Field(description="0-based position of the record in the request")
+    paper_id: str | None
+    message: str
+
+
+class WriteResponse(BaseModel):
+    indexed: int = Field(description="records added or changed")
+    unchanged: int = Field(description="records identical to what was stored")
+    embedded: int = Field(description="records whose text changed, so the model ran on them")
+    rejected: list[RecordError]
+    duplicates: list[str] = Field(description="ids sent more than once; the last record won")
+    generation: int
+    papers: int = Field(description="papers in the index after the write")
+
+
+class DeleteResponse(BaseModel):
+    deleted: str
+    generation: int
+    papers: int
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(description="'ready'; a server that is not ready answers 503 in the error shape")
+    papers: int
+    model: str
+    generation: int
+
+
+class StatsResponse(BaseModel):
+    papers: int
+    model: str
+    model_fingerprint: str
+    dimension: int
+    index_type: str
+    generation: int
+    size_bytes: int
+    modes: list[str]
+    default_mode: str
+    writes_enabled: bool
+    max_limit: int
+    max_query_chars: int
+    max_body_bytes: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape."""
+
+    error: ErrorDetail
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+class FilterFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    year_from: int | None = Field(None, ge=1000, le=2999)
+    year_to: int | None = Field(None, ge=1000, le=2999)
+    category: str | None = Field(None, max_length=200, description="e.g. cs.CV, or cs for every cs.*")
+    author: str | None = Field(None, max_length=200, description="case-insensitive substring of an author")
+
+
+class RelatedRequest(FilterFields):
+    text: str = Field(min_length=1, description="a pasted abstract or draft")
+    limit: int = Field(10, ge=1)
+    offset: int = Field(0, ge=0)
+
+
+class RecommendRequest(FilterFields):
+    positive: list[str] = Field(min_length=1, max_length=MAX_RECOMMEND_IDS, description="liked paper ids")
+    negative: list[str] = Field(default_factory=list, max_length=MAX_RECOMMEND_IDS,
+                                description="disliked paper ids")
+    limit: int = Field(10, ge=1)
+    offset: int = Field(0, ge=0)
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in (
+        (400, "The query or input cannot be used (empty query, malformed JSON)"),
+        (404, "Unknown paper id"),
+        (422, "A parameter or body field is missing, of the wrong type or out of bounds"),
+        (503, "No index yet, the index is unreadable, or a write is in progress (see Retry-After)"),
+    )
+}
+WRITE_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    401: {"model": ErrorResponse, "description": "Missing or wrong 'Authorization: Bearer <key>'"},
+    403: {"model": ErrorResponse, "description": "Writes are disabled: the server has no API key"},
+    413: {"model": ErrorResponse, "description": "The request body is larger than the server accepts"},
+}
