@@ -187,21 +187,29 @@ def validate_file(path: Path, fmt: str | None = None) -> list[Rejection]:
     return [item for item in read_papers(path, fmt) if isinstance(item, Rejection)]
 
 
-def scan_file(path: Path, fmt: str | None = None) -> tuple[list[Rejection], dict[str, int]]:
-    """One read-only pass: the rejections, and how often each repeated id occurs.
+def scan_file(path: Path, fmt: str | None = None) -> tuple[list[Rejection], dict[str, list]]:
+    """One read-only pass: the rejections, and for each repeated id [occurrences, last location].
 
     Knowing the repeats up front lets the write pass skip all but the last record of an id. Without
     it a rerun after a crash would re-embed the earlier record (its text differs from the stored
     later one) and then the later one again, and readers would briefly see the earlier text.
     """
     rejected: list[Rejection] = []
-    counts: dict[str, int] = {}
+    seen: set[str] = set()
+    repeats: dict[str, list] = {}
     for item in read_papers(path, fmt):
         if isinstance(item, Rejection):
             rejected.append(item)
+            continue
+        pid = item.paper.paper_id
+        if pid not in seen:
+            seen.add(pid)
+        elif pid in repeats:
+            repeats[pid][0] += 1
+            repeats[pid][1] = item.location
         else:
-            counts[item.paper.paper_id] = counts.get(item.paper.paper_id, 0) + 1
-    return rejected, {pid: n for pid, n in counts.items() if n > 1}
+            repeats[pid] = [2, item.location]
+    return rejected, repeats
 
 
 def index_file(settings: Settings, path: str | Path, fmt: str | None = None, strict: bool = False,
@@ -228,10 +236,11 @@ def index_file(settings: Settings, path: str | Path, fmt: str | None = None, str
                     on_reject(item)
                 continue
             pid = item.paper.paper_id
-            if repeats.get(pid, 0) > 1:  # a later record with this id follows and wins
-                repeats[pid] -= 1
+            repeat = repeats.get(pid)
+            if repeat and repeat[0] > 1:  # a later record with this id follows and wins
+                repeat[0] -= 1
                 report.duplicates.append(f"{item.location}: duplicate id {pid!r}; skipped, the last record "
-                                         "with this id wins")
+                                         f"with this id wins ({repeat[1]})")
                 continue
             batch.append(item.paper)
             if len(batch) >= WRITE_BATCH:
