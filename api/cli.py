@@ -22,6 +22,8 @@ EXAMPLES = {
     "delete": "papersearch delete ID1 ID2 --index ./my-index",
     "info": "papersearch info --index ./my-index",
     "eval": "papersearch eval ../shared/data/scifact --split test --mode dense lexical hybrid",
+    "check": "papersearch check --index ./my-index   (add --repair to fix what can be fixed)",
+    "rebuild": "papersearch rebuild --index ./my-index --index-type hnsw",
     "serve": "papersearch serve --index ./my-index --port 8000   (or: papersearch serve --sample)",
 }
 # Mirrors search.engine.MODES / DEFAULT_MODE; kept literal so `--help` never imports the engine.
@@ -90,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paper_ids", nargs="+", metavar="ID")
 
     command("info", "Show what an index holds: papers, model, dimension, index type, size on disk.")
+
+    p = command("check", "Verify that records, embeddings, model, FAISS file and manifest agree.")
+    p.add_argument("--repair", action="store_true",
+                   help="rebuild the derived parts (FAISS file, manifest) from the stored embeddings")
+
+    p = command("rebuild", "Rebuild the FAISS file and manifest from the stored embeddings (no re-embedding).")
+    p.add_argument("--index-type", choices=("auto", "flat", "hnsw"), default=None,
+                   help="switch the vector index structure while rebuilding")
 
     p = command("serve", "Serve the JSON API, the search page (/) and the widget (/widget.js) over HTTP.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
@@ -276,6 +286,41 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_check(report, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return 0 if report.ok else 1
+    for line in report.repaired:
+        print(f"repaired: {line}")
+    if report.papers is not None:
+        print(f"{report.directory}: {report.papers} papers, generation {report.generation}, model {report.model}")
+    for problem in report.problems:
+        fix = "repairable" if problem.repairable else "not repairable here"
+        print(f"problem [{problem.part}] {problem.message} ({fix})")
+    if report.ok:
+        print("OK: records, embeddings, model, vectors and manifest agree.")
+        return 0
+    fixable = sum(p.repairable for p in report.problems)
+    hint = f" 'papersearch check --repair --index {report.directory}' can fix {fixable}." if fixable else ""
+    print(f"{len(report.problems)} problem(s).{hint}", file=sys.stderr)
+    return 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from indexer.check import check_index, repair_index
+
+    directory = _settings(args).index_dir
+    report = repair_index(directory) if args.repair else check_index(directory)
+    return _print_check(report, args.json)
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from indexer.check import repair_index
+
+    report = repair_index(_settings(args).index_dir, force=True, index_type=args.index_type)
+    return _print_check(report, args.json)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from api.server import serve
 
@@ -283,7 +328,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"index": cmd_index, "search": cmd_search, "related": cmd_related, "recommend": cmd_recommend,
-            "delete": cmd_delete, "info": cmd_info, "serve": cmd_serve, "eval": cmd_eval}
+            "delete": cmd_delete, "info": cmd_info, "check": cmd_check, "rebuild": cmd_rebuild,
+            "serve": cmd_serve, "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,6 +92,9 @@ class IndexWriter:
                     self._dirty = True
             self._index, self._index_generation = self.store.load_vector_index()
             self._lexical = LexicalWriter(self.directory, self.store).open()  # rebuilt here if stale
+            # A missing, stale or damaged file was rebuilt in memory: save it even if nothing changes.
+            self._dirty = self._dirty or self.store.vector_file_problem is not None
+            self.store.remove_temp_files()  # from a run killed while saving; we hold the lock
         except BaseException:
             self._lock.__exit__(None, None, None)
             raise
@@ -193,6 +196,31 @@ def validate_file(path: Path, fmt: str | None = None) -> list[Rejection]:
     return [item for item in read_papers(path, fmt) if isinstance(item, Rejection)]
 
 
+def scan_file(path: Path, fmt: str | None = None) -> tuple[list[Rejection], dict[str, list]]:
+    """One read-only pass: the rejections, and for each repeated id [occurrences, last location].
+
+    Knowing the repeats up front lets the write pass skip all but the last record of an id. Without
+    it a rerun after a crash would re-embed the earlier record (its text differs from the stored
+    later one) and then the later one again, and readers would briefly see the earlier text.
+    """
+    rejected: list[Rejection] = []
+    seen: set[str] = set()
+    repeats: dict[str, list] = {}
+    for item in read_papers(path, fmt):
+        if isinstance(item, Rejection):
+            rejected.append(item)
+            continue
+        pid = item.paper.paper_id
+        if pid not in seen:
+            seen.add(pid)
+        elif pid in repeats:
+            repeats[pid][0] += 1
+            repeats[pid][1] = item.location
+        else:
+            repeats[pid] = [2, item.location]
+    return rejected, repeats
+
+
 def index_file(settings: Settings, path: str | Path, fmt: str | None = None, strict: bool = False,
                progress: Progress | None = None, on_reject: Callable[[Rejection], None] | None = None,
                embedder: Embedder | None = None) -> IndexReport:
@@ -203,13 +231,11 @@ def index_file(settings: Settings, path: str | Path, fmt: str | None = None, str
     path = Path(path)
     report = IndexReport()
     started = time.perf_counter()
-    if strict:
-        rejected = validate_file(path, fmt)
-        if rejected:
-            report.rejected = rejected
-            shown = "\n".join(str(r) for r in rejected[:20])
-            raise InvalidInput(f"{shown}\n--strict: {len(rejected)} record(s) rejected; the index was not changed.")
-    seen: dict[str, str] = {}
+    rejected, repeats = scan_file(path, fmt)
+    if strict and rejected:
+        report.rejected = rejected
+        shown = "\n".join(str(r) for r in rejected[:20])
+        raise InvalidInput(f"{shown}\n--strict: {len(rejected)} record(s) rejected; the index was not changed.")
     batch: list[Paper] = []
     with IndexWriter(settings, embedder=embedder) as writer:
         for item in read_papers(path, fmt):
@@ -219,10 +245,12 @@ def index_file(settings: Settings, path: str | Path, fmt: str | None = None, str
                     on_reject(item)
                 continue
             pid = item.paper.paper_id
-            if pid in seen:
-                report.duplicates.append(f"{item.location}: duplicate id {pid!r} (first at {seen[pid]}); the last one wins")
-            else:
-                seen[pid] = item.location
+            repeat = repeats.get(pid)
+            if repeat and repeat[0] > 1:  # a later record with this id follows and wins
+                repeat[0] -= 1
+                report.duplicates.append(f"{item.location}: duplicate id {pid!r}; skipped, the last record "
+                                         f"with this id wins ({repeat[1]})")
+                continue
             batch.append(item.paper)
             if len(batch) >= WRITE_BATCH:
                 writer.upsert(batch, report)

@@ -7,6 +7,8 @@ page that is returned.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +33,29 @@ HYBRID_DEPTH = 100
 # 0.45-0.6 are within 0.002 nDCG@10 of each other there.
 HYBRID_ALPHA = 0.5
 
+# Lone UTF-16 surrogates (from JSON "\ud800" escapes) are not text; the tokenizer refuses them.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Filter values become SQLite LIKE patterns, which SQLite refuses beyond 50,000 bytes; no real
+# category or author name comes near this.
+_MAX_FILTER_CHARS = 500
+_MAX_YEAR = 9999
+
+
+def _checked_filters(filters: Filters) -> Filters:
+    """Filters SQLite can take: text without surrogates and of sane length, years in range."""
+    for name in ("year_from", "year_to"):
+        year = getattr(filters, name)
+        if year is not None and (isinstance(year, bool) or not isinstance(year, int) or abs(year) > _MAX_YEAR):
+            raise InvalidQuery(f"{name} must be a year between -{_MAX_YEAR} and {_MAX_YEAR}, got {year!r:.40}.")
+    texts = {}
+    for name in ("category", "author"):
+        value = getattr(filters, name)
+        if value is not None:
+            if not isinstance(value, str) or len(value) > _MAX_FILTER_CHARS:
+                raise InvalidQuery(f"The {name} filter must be text of at most {_MAX_FILTER_CHARS} characters.")
+            texts[name] = _LONE_SURROGATE.sub("\ufffd", value)
+    return dataclasses.replace(filters, **texts)
+
 
 class SearchEngine:
     """Read-only access to one index: the store, its FAISS index and a query encoder."""
@@ -40,6 +65,7 @@ class SearchEngine:
         self.settings = settings
         self.encoder = query_encoder
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self._index, self.generation = store.load_vector_index()
         self._lexical = LexicalSearcher(store)
 
@@ -61,16 +87,29 @@ class SearchEngine:
 
     # --- freshness ------------------------------------------------------------------------------
 
-    def refresh(self) -> bool:
-        """Pick up writes made since this engine loaded; True if anything changed."""
-        current = self.store.generation
-        if current == self.generation:
+    def refresh(self, wait: bool = False) -> bool:
+        """Pick up writes made since this engine loaded (by this or another process).
+
+        Cheap when nothing changed (one SELECT), so callers may call it before every request.
+        Returns True if this call loaded a newer generation. While one thread reloads, others
+        keep serving the previous snapshot instead of waiting; pass `wait=True` after a write of
+        your own to be sure the next search sees it.
+        """
+        if self.store.generation == self.generation:
             return False
-        index, generation = self.store.load_vector_index()
-        self._lexical.refresh()
-        with self._lock:
-            self._index, self.generation = index, generation
-        return True
+        if not self._refresh_lock.acquire(blocking=wait):
+            return False
+        try:
+            if self.store.generation == self.generation:  # another thread loaded it meanwhile
+                return False
+            index, generation = self.store.load_vector_index()
+            self._lexical.refresh()
+            with self._lock:
+                changed = generation != self.generation
+                self._index, self.generation = index, generation
+            return changed
+        finally:
+            self._refresh_lock.release()
 
     @property
     def index_kind(self) -> str:
@@ -91,7 +130,7 @@ class SearchEngine:
         if mode not in MODES:
             raise InvalidQuery(f"Unknown mode {mode!r}; choose one of: {', '.join(MODES)}.")
         terms = query_terms(text)
-        allowed = self.store.filter_rowids(filters) if filters and filters.active() else None
+        allowed = self.store.filter_rowids(_checked_filters(filters)) if filters and filters.active() else None
         depth = limit + offset
         if mode == "lexical":
             ranking = self._lexical.top(terms, depth, allowed)
@@ -143,7 +182,7 @@ class SearchEngine:
     # --- internals ------------------------------------------------------------------------------
 
     def _check_query(self, query: str | None) -> str:
-        text = (query or "").strip()
+        text = _LONE_SURROGATE.sub("\ufffd", query or "").strip()
         if not text:
             raise InvalidQuery("The query is empty: type a few words, such as 'lightweight OCR'.")
         if len(text) > self.settings.max_query_chars:
@@ -205,7 +244,7 @@ class SearchEngine:
                                 f"'papersearch index papers.jsonl --index {self.store.directory}'.")
         query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
         if allowed is None and filters and filters.active():
-            allowed = self.store.filter_rowids(filters)
+            allowed = self.store.filter_rowids(_checked_filters(filters))
         if allowed is not None:
             allowed = np.setdiff1d(allowed, np.fromiter(exclude, dtype=np.int64))
             if len(allowed) == 0:
@@ -221,7 +260,14 @@ class SearchEngine:
     def _exact_subset(index: faiss.Index, query: np.ndarray, allowed: np.ndarray,
                       k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k among `allowed` rows, whatever the index structure."""
-        matrix = index.reconstruct_batch(allowed) if vectors.index_kind(index) == "hnsw" else None
+        matrix = None
+        if vectors.index_kind(index) == "hnsw":
+            # `allowed` comes from the live SQLite, which may hold rows newer than this snapshot of
+            # the index; reconstructing those would raise.
+            allowed = allowed[np.isin(allowed, faiss.vector_to_array(index.id_map))]
+            if len(allowed) == 0:
+                return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            matrix = index.reconstruct_batch(allowed)
         if matrix is None:
             params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
             scores, rowids = index.search(query, min(k, len(allowed)), params=params)
