@@ -6,9 +6,9 @@ a silently ignored option.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from models.paper import Hit, Paper
 
@@ -139,25 +139,40 @@ class ErrorResponse(BaseModel):
 # --- requests -----------------------------------------------------------------------------------
 
 
+def _unicode_text(value: str) -> str:
+    # JSON may spell a lone UTF-16 surrogate ("\\ud800") and Python decodes it, but SQLite and
+    # the JSON answer cannot encode it: refuse it here as a 422 rather than fail later as a 500.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"holds {exc.object[exc.start:exc.end]!a}, a lone surrogate, which is not valid "
+                         "Unicode text") from None
+    return value
+
+
+# A string from a JSON body that is real Unicode text.
+Text = Annotated[str, AfterValidator(_unicode_text)]
+
+
 class FilterFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     year_from: int | None = Field(None, ge=1000, le=2999)
     year_to: int | None = Field(None, ge=1000, le=2999)
-    category: str | None = Field(None, max_length=200, description="e.g. cs.CV, or cs for every cs.*")
-    author: str | None = Field(None, max_length=200, description="case-insensitive substring of an author")
+    category: Text | None = Field(None, max_length=200, description="e.g. cs.CV, or cs for every cs.*")
+    author: Text | None = Field(None, max_length=200, description="case-insensitive substring of an author")
 
 
 class RelatedRequest(FilterFields):
-    text: str = Field(min_length=1, description="a pasted abstract or draft")
+    text: Text = Field(min_length=1, description="a pasted abstract or draft")
     limit: int = Field(10, ge=1)
     offset: int = Field(0, ge=0)
 
 
 class RecommendRequest(FilterFields):
-    positive: list[str] = Field(min_length=1, max_length=MAX_RECOMMEND_IDS, description="liked paper ids")
-    negative: list[str] = Field(default_factory=list, max_length=MAX_RECOMMEND_IDS,
-                                description="disliked paper ids")
+    positive: list[Text] = Field(min_length=1, max_length=MAX_RECOMMEND_IDS, description="liked paper ids")
+    negative: list[Text] = Field(default_factory=list, max_length=MAX_RECOMMEND_IDS,
+                                 description="disliked paper ids")
     limit: int = Field(10, ge=1)
     offset: int = Field(0, ge=0)
 

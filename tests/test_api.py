@@ -327,6 +327,31 @@ def test_bad_records_are_reported_and_good_ones_applied(writer):
     assert writer.get("/papers/new-2").json()["year"] == 2025  # the last record of an id wins
 
 
+def _post_ascii_json(client, path: str, payload, headers=None):
+    # json.dumps escapes a lone surrogate as "\\ud800"; the test client's own encoder would refuse it.
+    return client.post(path, content=json.dumps(payload).encode(),
+                        headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def test_lone_surrogates_in_records_are_rejected_not_a_500(writer):
+    """JSON can spell "\\ud800" and Python decodes it, but it is not Unicode text (was a 500)."""
+    records = [{"id": "sur-\ud800", "title": "T"}, {"id": "sur-2", "title": "lone \udc00 surrogate"},
+               {"id": "sur-3", "title": "T", "note": {"deep": ["\ud83d"]}}, {"\ud800": 1, "id": "sur-4", "title": "T"},
+               NEW_PAPERS[0]]
+    response = _post_ascii_json(writer, "/papers", records, AUTH)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["indexed"] == 1 and [r["index"] for r in body["rejected"]] == [0, 1, 2, 3]
+    assert all("lone surrogate" in r["message"] for r in body["rejected"])
+    assert body["rejected"][0]["paper_id"] == "sur-\\ud800" and "'note'" in body["rejected"][2]["message"]
+    assert_error(_post_ascii_json(writer, "/papers", records[:1], AUTH), 422, "invalid_records")
+    for payload in ({"positive": ["\ud800"]}, {"positive": ["seed-01"], "negative": ["x\udfff"]},
+                    {"positive": ["seed-01"], "author": "\ud800"}):
+        assert "lone surrogate" in assert_error(_post_ascii_json(writer, "/recommend", payload), 422, "invalid_request")
+    assert_error(_post_ascii_json(writer, "/related", {"text": "a \ud800 b"}), 422, "invalid_request")
+    assert writer.get("/health").json()["papers"] == 25
+
+
 def test_ndjson_and_single_object_bodies(writer):
     ndjson = "\n".join(json.dumps(r) for r in NEW_PAPERS) + "\n{broken\n"
     body = writer.post("/papers", content=ndjson.encode(),
