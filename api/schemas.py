@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from models.paper import Hit, Paper
 
@@ -154,27 +154,59 @@ def _unicode_text(value: str) -> str:
 Text = Annotated[str, AfterValidator(_unicode_text)]
 
 
+def _json_integer(value: Any) -> Any:
+    # pydantic's lax mode would take true, false and "10" as integers; the schema says integer,
+    # so they are a 422 like any other wrong type. 10.0 stays fine: JSON Schema counts it as 10.
+    if isinstance(value, (bool, str)):
+        raise ValueError(f"must be an integer, not {'a boolean' if isinstance(value, bool) else 'a string'}")
+    return value
+
+
+# An integer from a JSON body, without lax coercion.
+Integer = Annotated[int, BeforeValidator(_json_integer)]
+
+
 class FilterFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    year_from: int | None = Field(None, ge=1000, le=2999)
-    year_to: int | None = Field(None, ge=1000, le=2999)
+    year_from: Integer | None = Field(None, ge=1000, le=2999)
+    year_to: Integer | None = Field(None, ge=1000, le=2999)
     category: Text | None = Field(None, max_length=200, description="e.g. cs.CV, or cs for every cs.*")
     author: Text | None = Field(None, max_length=200, description="case-insensitive substring of an author")
 
 
 class RelatedRequest(FilterFields):
+    """POST /related; `bounded_requests` adds the server's bounds."""
+
     text: Text = Field(min_length=1, description="a pasted abstract or draft")
-    limit: int = Field(10, ge=1)
-    offset: int = Field(0, ge=0)
+    limit: Integer = Field(10, ge=1)
+    offset: Integer = Field(0, ge=0)
 
 
 class RecommendRequest(FilterFields):
+    """POST /recommend; `bounded_requests` adds the server's bounds."""
+
     positive: list[Text] = Field(min_length=1, max_length=MAX_RECOMMEND_IDS, description="liked paper ids")
     negative: list[Text] = Field(default_factory=list, max_length=MAX_RECOMMEND_IDS,
                                  description="disliked paper ids")
-    limit: int = Field(10, ge=1)
-    offset: int = Field(0, ge=0)
+    limit: Integer = Field(10, ge=1)
+    offset: Integer = Field(0, ge=0)
+
+
+def bounded_requests(max_limit: int, max_offset: int, max_query_chars: int
+                     ) -> tuple[type[RelatedRequest], type[RecommendRequest]]:
+    """The request models with one server's bounds (from Settings), so /openapi.json states them
+    and pydantic enforces them: a client that follows the schema is never refused for size."""
+    paging: dict[str, Any] = {
+        "limit": (Integer, Field(10, ge=1, le=max_limit, description="results per page")),
+        "offset": (Integer, Field(0, ge=0, le=max_offset, description="results to skip (paging)")),
+    }
+    related = create_model(
+        "RelatedRequest", __base__=RelatedRequest, __module__=__name__, **paging,
+        text=(Text, Field(min_length=1, max_length=max_query_chars,
+                          description="a pasted abstract or draft; send the first part of a longer one")))
+    recommend = create_model("RecommendRequest", __base__=RecommendRequest, __module__=__name__, **paging)
+    return related, recommend
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -232,6 +232,35 @@ def test_openapi_documents_every_endpoint(client):
     assert client.get("/docs").status_code == 200
 
 
+
+def test_openapi_states_the_body_bounds_the_server_enforces(sample_index_dir, embedder):
+    """Found by schemathesis: the bodies' limit/offset/text bounds were checked but not in the schema."""
+    with client_for(sample_index_dir, embedder, max_limit=7, max_query_chars=50) as c:
+        schemas = c.get("/openapi.json").json()["components"]["schemas"]
+        for name in ("RelatedRequest", "RecommendRequest"):
+            fields = schemas[name]["properties"]
+            assert (fields["limit"]["minimum"], fields["limit"]["maximum"]) == (1, 7), name
+            assert (fields["offset"]["minimum"], fields["offset"]["maximum"]) == (0, 10_000), name
+        assert schemas["RelatedRequest"]["properties"]["text"]["maxLength"] == 50
+        assert "'limit'" in assert_error(c.post("/related", json={"text": "x", "limit": 8}), 422, "invalid_request")
+        assert c.post("/related", json={"text": "x", "limit": 7}).status_code == 200
+        assert "'text'" in assert_error(c.post("/related", json={"text": "x" * 51}), 422, "invalid_request")
+        assert "'limit'" in assert_error(c.post("/recommend", json={"positive": ["seed-01"], "limit": 8}),
+                                         422, "invalid_request")
+
+
+@pytest.mark.parametrize("value", [True, False, "3", "1e1", None])
+def test_body_integers_are_not_coerced_from_booleans_or_strings(client, value):
+    """Found by schemathesis: {"offset": false} was taken as 0 although the schema says integer."""
+    for field in ("limit", "offset", "year_from"):
+        if value is None and field == "year_from":
+            continue  # null means "no filter" for the years
+        payload = {"text": "protein folding", field: value}
+        assert f"'{field}'" in assert_error(client.post("/related", json=payload), 422, "invalid_request")
+        payload = {"positive": ["seed-01"], field: value}
+        assert f"'{field}'" in assert_error(client.post("/recommend", json=payload), 422, "invalid_request")
+    assert client.post("/related", json={"text": "protein folding", "limit": 3.0}).json()["limit"] == 3
+
 @pytest.mark.parametrize(("method", "path", "status", "code"), [
     ("GET", "/no/such/route", 404, "not_found"),
     ("PUT", "/search", 405, "method_not_allowed"),
