@@ -84,9 +84,11 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                        allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"],
                        max_age=600)
-    app.include_router(_read_routes(settings))
-    app.include_router(_write_routes(settings))
-    app.include_router(_page_routes())
+    routers = (_read_routes(settings), _write_routes(settings), _page_routes())
+    for router in routers:
+        app.include_router(router)
+    # Every route, flat, for the Allow header of a 405 (include_router keeps routers nested).
+    app.state.method_routes = [route for router in routers for route in router.routes]
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 

@@ -270,6 +270,22 @@ def test_http_errors_use_the_one_shape(client, method, path, status, code):
     assert_error(client.request(method, path), status, code)
 
 
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("OPTIONS", "/papers/seed-01", {"GET", "DELETE"}),
+    ("PUT", "/papers/10.48550/arXiv.2206.03001", {"GET", "DELETE"}),
+    ("OPTIONS", "/papers/seed-01/related", {"GET"}),
+    ("PUT", "/search", {"GET"}),
+    ("PUT", "/openapi.json", {"GET", "HEAD"}),
+    ("GET", "/papers", {"POST"}),
+    ("GET", "/related", {"POST"}),
+])
+def test_405_allow_lists_every_method_of_the_resource(client, method, path, allowed):
+    """Found by schemathesis: `Allow` named GET only for /papers/{paper_id}, which DELETE also serves."""
+    response = client.request(method, path)
+    assert_error(response, 405, "method_not_allowed")
+    assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
+
 def test_page_and_widget_are_served(client):
     page = client.get("/")
     assert page.headers["content-type"].startswith("text/html")
