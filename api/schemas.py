@@ -162,15 +162,24 @@ def _json_integer(value: Any) -> Any:
     return value
 
 
-# An integer from a JSON body, without lax coercion.
-Integer = Annotated[int, BeforeValidator(_json_integer)]
+def _integer(**bounds: int) -> Any:
+    """An integer type for JSON bodies, without lax coercion, with its bounds in the schema.
+
+    The validator goes after the bounds: placed before them, pydantic writes them into the
+    schema as unknown "ge"/"le" keys instead of minimum/maximum (schemathesis then sent
+    year_to=0 as a valid value).
+    """
+    return Annotated[int, Field(**bounds), BeforeValidator(_json_integer)]
+
+
+Year = _integer(ge=1000, le=2999)
 
 
 class FilterFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    year_from: Integer | None = Field(None, ge=1000, le=2999)
-    year_to: Integer | None = Field(None, ge=1000, le=2999)
+    year_from: Year | None = None
+    year_to: Year | None = None
     category: Text | None = Field(None, max_length=200, description="e.g. cs.CV, or cs for every cs.*")
     author: Text | None = Field(None, max_length=200, description="case-insensitive substring of an author")
 
@@ -179,8 +188,8 @@ class RelatedRequest(FilterFields):
     """POST /related; `bounded_requests` adds the server's bounds."""
 
     text: Text = Field(min_length=1, description="a pasted abstract or draft")
-    limit: Integer = Field(10, ge=1)
-    offset: Integer = Field(0, ge=0)
+    limit: _integer(ge=1) = 10
+    offset: _integer(ge=0) = 0
 
 
 class RecommendRequest(FilterFields):
@@ -189,8 +198,8 @@ class RecommendRequest(FilterFields):
     positive: list[Text] = Field(min_length=1, max_length=MAX_RECOMMEND_IDS, description="liked paper ids")
     negative: list[Text] = Field(default_factory=list, max_length=MAX_RECOMMEND_IDS,
                                  description="disliked paper ids")
-    limit: Integer = Field(10, ge=1)
-    offset: Integer = Field(0, ge=0)
+    limit: _integer(ge=1) = 10
+    offset: _integer(ge=0) = 0
 
 
 def bounded_requests(max_limit: int, max_offset: int, max_query_chars: int
@@ -198,8 +207,8 @@ def bounded_requests(max_limit: int, max_offset: int, max_query_chars: int
     """The request models with one server's bounds (from Settings), so /openapi.json states them
     and pydantic enforces them: a client that follows the schema is never refused for size."""
     paging: dict[str, Any] = {
-        "limit": (Integer, Field(10, ge=1, le=max_limit, description="results per page")),
-        "offset": (Integer, Field(0, ge=0, le=max_offset, description="results to skip (paging)")),
+        "limit": (_integer(ge=1, le=max_limit), Field(10, description="results per page")),
+        "offset": (_integer(ge=0, le=max_offset), Field(0, description="results to skip (paging)")),
     }
     related = create_model(
         "RelatedRequest", __base__=RelatedRequest, __module__=__name__, **paging,

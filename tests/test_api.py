@@ -241,13 +241,26 @@ def test_openapi_states_the_body_bounds_the_server_enforces(sample_index_dir, em
             fields = schemas[name]["properties"]
             assert (fields["limit"]["minimum"], fields["limit"]["maximum"]) == (1, 7), name
             assert (fields["offset"]["minimum"], fields["offset"]["maximum"]) == (0, 10_000), name
+            for year in ("year_from", "year_to"):
+                bounded = [option for option in fields[year]["anyOf"] if option.get("type") == "integer"]
+                assert [(o.get("minimum"), o.get("maximum")) for o in bounded] == [(1000, 2999)], fields[year]
         assert schemas["RelatedRequest"]["properties"]["text"]["maxLength"] == 50
+        assert not _keys_named(c.get("/openapi.json").json(), {"ge", "le", "gt", "lt"}), "pydantic-only keywords"
+        assert_error(c.post("/related", json={"text": "x", "year_to": 0}), 422, "invalid_request")
         assert "'limit'" in assert_error(c.post("/related", json={"text": "x", "limit": 8}), 422, "invalid_request")
         assert c.post("/related", json={"text": "x", "limit": 7}).status_code == 200
         assert "'text'" in assert_error(c.post("/related", json={"text": "x" * 51}), 422, "invalid_request")
         assert "'limit'" in assert_error(c.post("/recommend", json={"positive": ["seed-01"], "limit": 8}),
                                          422, "invalid_request")
 
+
+
+def _keys_named(node, names: set[str]) -> list[str]:
+    if isinstance(node, dict):
+        return [k for k in node if k in names] + [x for v in node.values() for x in _keys_named(v, names)]
+    if isinstance(node, list):
+        return [x for v in node for x in _keys_named(v, names)]
+    return []
 
 @pytest.mark.parametrize("value", [True, False, "3", "1e1", None])
 def test_body_integers_are_not_coerced_from_booleans_or_strings(client, value):
