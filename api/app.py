@@ -27,6 +27,7 @@ from api.limits import BodySizeLimit
 from api.records import parse_records
 from api.schemas import (
     ERROR_RESPONSES,
+    UPLOAD_BODY,
     WRITE_ERROR_RESPONSES,
     DeleteResponse,
     HealthResponse,
@@ -238,13 +239,7 @@ def _require_api_key(settings: Settings) -> Callable:
 def _write_routes(settings: Settings) -> APIRouter:
     router = APIRouter(responses=WRITE_ERROR_RESPONSES, dependencies=[Depends(_require_api_key(settings))],
                        tags=["papers"])
-    upload_body = {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"type": "array", "items": {"type": "object"}},
-                             "example": [{"id": "2101.00001", "title": "A title", "abstract": "The abstract.",
-                                          "authors": ["Ada Lovelace"], "year": 2021, "categories": ["cs.CL"]}]},
-        "application/x-ndjson": {"schema": {"type": "string"}}}}}
-
-    @router.post("/papers", response_model=WriteResponse, openapi_extra=upload_body)
+    @router.post("/papers", response_model=WriteResponse, openapi_extra=UPLOAD_BODY)
     async def upsert_papers(service: Service, request: Request):
         """Add or replace papers (a JSON list of records, or NDJSON; fields as in `papersearch index`).
 

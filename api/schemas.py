@@ -218,6 +218,42 @@ def bounded_requests(max_limit: int, max_offset: int, max_query_chars: int
     return related, recommend
 
 
+# What POST /papers takes, for /openapi.json only: records are parsed by indexer.ingest.to_paper
+# (api/records.py), which is lenient on purpose, so a file that `papersearch index` accepts
+# uploads too. Each record is checked on its own: bad ones are listed in `rejected`.
+_TEXT_OR_NULL = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+_TEXT_OR_LIST = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}]}
+_ID = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 512}, {"type": "integer"}]}
+PAPER_RECORD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One paper. Fields PaperSearch has no name for are kept in `extra`.",
+    "properties": {
+        "id": {**_ID, "description": "the paper's id (also accepted as paper_id, _id or arxiv_id)"},
+        # An alias is read only when the names before it are absent (else it is kept in `extra`),
+        # so its type is not fixed here.
+        **{alias: {"description": "the id, when the names before it are absent"}
+           for alias in ("paper_id", "_id", "arxiv_id")},
+        "title": {"type": "string", "minLength": 1},
+        "abstract": {**_TEXT_OR_NULL, "description": "also accepted as text or summary"},
+        "authors": {**_TEXT_OR_LIST, "description": "a list, or one string split at commas, 'and', ';'"},
+        "year": {"anyOf": [{"type": "integer", "minimum": 1000, "maximum": 2999}, {"type": "string"},
+                           {"type": "null"}], "description": "an integer, or text holding a year"},
+        "categories": {**_TEXT_OR_LIST, "description": "a list, or one string split at spaces and commas"},
+        "venue": _TEXT_OR_NULL, "url": _TEXT_OR_NULL, "doi": _TEXT_OR_NULL,
+    },
+    "required": ["title"],
+    "anyOf": [{"required": [name]} for name in ("id", "paper_id", "_id", "arxiv_id")],
+}
+UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {
+        "schema": {"anyOf": [{"type": "array", "minItems": 1, "items": PAPER_RECORD_SCHEMA}, PAPER_RECORD_SCHEMA]},
+        "example": [{"id": "2101.00001", "title": "A title", "abstract": "The abstract.",
+                     "authors": ["Ada Lovelace"], "year": 2021, "categories": ["cs.CL"]}]},
+    "application/x-ndjson": {"schema": {"type": "string", "minLength": 1,
+                                        "description": "one JSON record per line"}},
+}}}
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in (
