@@ -27,18 +27,18 @@ from api.limits import BodySizeLimit
 from api.records import parse_records
 from api.schemas import (
     ERROR_RESPONSES,
+    UPLOAD_BODY,
     WRITE_ERROR_RESPONSES,
     DeleteResponse,
     HealthResponse,
     HitOut,
     PaperOut,
-    RecommendRequest,
     RecommendResponse,
-    RelatedRequest,
     RelatedResponse,
     SearchResponse,
     StatsResponse,
     WriteResponse,
+    bounded_requests,
 )
 from api.service import IndexService
 from indexer import vectors
@@ -85,9 +85,11 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                        allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"],
                        max_age=600)
-    app.include_router(_read_routes(settings))
-    app.include_router(_write_routes(settings))
-    app.include_router(_page_routes())
+    routers = (_read_routes(settings), _write_routes(settings), _page_routes())
+    for router in routers:
+        app.include_router(router)
+    # Every route, flat, for the Allow header of a 405 (include_router keeps routers nested).
+    app.state.method_routes = [route for router in routers for route in router.routes]
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
@@ -117,17 +119,6 @@ def _filters(year_from: int | None, year_to: int | None, category: str | None, a
     return Filters(year_from=year_from, year_to=year_to, category=category or None, author=author or None)
 
 
-def _check_body_bounds(settings: Settings, limit: int, offset: int, text: str | None = None) -> None:
-    """Bounds that depend on Settings, for JSON bodies (query parameters declare theirs)."""
-    if limit > settings.max_limit:
-        raise ApiError(422, "invalid_request", f"body field 'limit': must be at most {settings.max_limit}, got {limit}")
-    if offset > MAX_OFFSET:
-        raise ApiError(422, "invalid_request", f"body field 'offset': must be at most {MAX_OFFSET}, got {offset}")
-    if text is not None and len(text) > settings.max_query_chars:
-        raise ApiError(422, "invalid_request", f"body field 'text': {len(text)} characters is over the limit "
-                       f"of {settings.max_query_chars}; send the abstract or the first part of the draft")
-
-
 def _page(hits, limit: int, offset: int, started: float) -> dict:
     full = len(hits) == limit and offset + limit <= MAX_OFFSET
     return {"limit": limit, "offset": offset, "took_ms": round((time.perf_counter() - started) * 1000, 2),
@@ -142,6 +133,7 @@ def _read_routes(settings: Settings) -> APIRouter:
     Limit = Annotated[int, Query(ge=1, le=settings.max_limit, description="results per page")]
     Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="results to skip (paging)")]
     Mode = Literal[MODES]  # type: ignore[valid-type]  # the engine's modes, whatever they are
+    RelatedRequest, RecommendRequest = bounded_requests(settings.max_limit, MAX_OFFSET, settings.max_query_chars)
 
     @router.get("/search", response_model=SearchResponse, tags=["search"])
     def search(
@@ -180,7 +172,6 @@ def _read_routes(settings: Settings) -> APIRouter:
     @router.post("/related", response_model=RelatedResponse, tags=["search"])
     def related_to_text(service: Service, body: RelatedRequest):
         """Papers related to a pasted abstract or draft."""
-        _check_body_bounds(settings, body.limit, body.offset, body.text)
         filters = _filters(body.year_from, body.year_to, body.category, body.author)
         started = time.perf_counter()
         with service.reading() as engine:
@@ -190,7 +181,6 @@ def _read_routes(settings: Settings) -> APIRouter:
     @router.post("/recommend", response_model=RecommendResponse, tags=["search"])
     def recommend(service: Service, body: RecommendRequest):
         """Papers like the liked ones and unlike the disliked ones. Unknown ids are a 404 naming them."""
-        _check_body_bounds(settings, body.limit, body.offset)
         filters = _filters(body.year_from, body.year_to, body.category, body.author)
         started = time.perf_counter()
         with service.reading() as engine:
@@ -249,13 +239,7 @@ def _require_api_key(settings: Settings) -> Callable:
 def _write_routes(settings: Settings) -> APIRouter:
     router = APIRouter(responses=WRITE_ERROR_RESPONSES, dependencies=[Depends(_require_api_key(settings))],
                        tags=["papers"])
-    upload_body = {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"type": "array", "items": {"type": "object"}},
-                             "example": [{"id": "2101.00001", "title": "A title", "abstract": "The abstract.",
-                                          "authors": ["Ada Lovelace"], "year": 2021, "categories": ["cs.CL"]}]},
-        "application/x-ndjson": {"schema": {"type": "string"}}}}}
-
-    @router.post("/papers", response_model=WriteResponse, openapi_extra=upload_body)
+    @router.post("/papers", response_model=WriteResponse, openapi_extra=UPLOAD_BODY)
     async def upsert_papers(service: Service, request: Request):
         """Add or replace papers (a JSON list of records, or NDJSON; fields as in `papersearch index`).
 

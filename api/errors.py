@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from models.errors import (
     IndexBusy,
@@ -121,10 +122,30 @@ def _where(loc: tuple) -> str:
 async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     """The one exception handler: map, log what needs logging, answer in the one shape."""
     status, code, message, headers = describe(exc)
+    if status == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request) or (headers or {}).get("Allow", "")}
     if status >= 500 and code == "internal_error":
         # Log the exception, never the request headers (they may hold the API key).
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return error_response(status, code, message, headers)
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """The methods of the first route whose path matches, with those of routes of the same template.
+
+    Starlette's own 405 names only the first route's methods, but GET and DELETE /papers/{paper_id}
+    are two routes (reads and writes are separate routers), so `Allow` missed DELETE. Routes of
+    another template stay out: /papers/x/related is the related-papers resource (GET), even though
+    DELETE of that URL would reach the paper whose id is "x/related".
+    """
+    routes = getattr(request.app.state, "method_routes", None) or request.app.router.routes
+    matching = [route for route in routes
+                if getattr(route, "methods", None) and route.matches(request.scope)[0] is not Match.NONE]
+    if not matching:
+        return None
+    template = matching[0].path
+    methods = set().union(*(route.methods for route in matching if route.path == template))
+    return ", ".join(sorted(methods))
 
 
 def install_error_handlers(app: FastAPI) -> None:

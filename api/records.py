@@ -35,8 +35,11 @@ def parse_records(body: bytes) -> tuple[list[tuple[int, Paper]], list[RecordErro
     for index, (record, problem) in enumerate(items):
         if problem is None and not isinstance(record, dict):
             problem = f"expected a JSON object, got {_json_type(record)}"
+        if problem is None:
+            problem = _lone_surrogate(record)
         if problem is not None:
-            rejected.append(RecordError(index=index, paper_id=None, message=f"record {index}: {problem}"))
+            paper_id = _raw_id(record) if isinstance(record, dict) else None
+            rejected.append(RecordError(index=index, paper_id=paper_id, message=f"record {index}: {problem}"))
             continue
         try:
             papers.append((index, to_paper(record)))
@@ -73,11 +76,27 @@ def _single_or_lines(text: str) -> list[tuple[Any, str | None]]:
     return items
 
 
+def _lone_surrogate(record: dict) -> str | None:
+    """Name the field holding a lone UTF-16 surrogate, or None.
+
+    JSON may spell one ("\\ud800") and json.loads accepts it, but it is not Unicode text: UTF-8,
+    SQLite and the JSON answer would all fail on it later, as a 500.
+    """
+    for key, value in record.items():
+        try:
+            json.dumps({key: value}, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return (f"field {key!r:.60} holds {exc.object[exc.start:exc.end]!a}, a lone surrogate, "
+                    "which is not valid Unicode text")
+    return None
+
+
 def _raw_id(record: dict) -> str | None:
     for key in ("id", "paper_id", "_id", "arxiv_id"):
         value = record.get(key)
         if isinstance(value, (str, int)) and not isinstance(value, bool):
-            return str(value)[:200]
+            # Shown back to the client, so it must encode even when the record did not.
+            return str(value)[:200].encode("utf-8", "backslashreplace").decode("utf-8")
     return None
 
 

@@ -6,9 +6,9 @@ a silently ignored option.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from models.paper import Hit, Paper
 
@@ -139,27 +139,119 @@ class ErrorResponse(BaseModel):
 # --- requests -----------------------------------------------------------------------------------
 
 
+def _unicode_text(value: str) -> str:
+    # JSON may spell a lone UTF-16 surrogate ("\\ud800") and Python decodes it, but SQLite and
+    # the JSON answer cannot encode it: refuse it here as a 422 rather than fail later as a 500.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"holds {exc.object[exc.start:exc.end]!a}, a lone surrogate, which is not valid "
+                         "Unicode text") from None
+    return value
+
+
+# A string from a JSON body that is real Unicode text.
+Text = Annotated[str, AfterValidator(_unicode_text)]
+
+
+def _json_integer(value: Any) -> Any:
+    # pydantic's lax mode would take true, false and "10" as integers; the schema says integer,
+    # so they are a 422 like any other wrong type. 10.0 stays fine: JSON Schema counts it as 10.
+    if isinstance(value, (bool, str)):
+        raise ValueError(f"must be an integer, not {'a boolean' if isinstance(value, bool) else 'a string'}")
+    return value
+
+
+def _integer(**bounds: int) -> Any:
+    """An integer type for JSON bodies, without lax coercion, with its bounds in the schema.
+
+    The validator goes after the bounds: placed before them, pydantic writes them into the
+    schema as unknown "ge"/"le" keys instead of minimum/maximum (schemathesis then sent
+    year_to=0 as a valid value).
+    """
+    return Annotated[int, Field(**bounds), BeforeValidator(_json_integer)]
+
+
+Year = _integer(ge=1000, le=2999)
+
+
 class FilterFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    year_from: int | None = Field(None, ge=1000, le=2999)
-    year_to: int | None = Field(None, ge=1000, le=2999)
-    category: str | None = Field(None, max_length=200, description="e.g. cs.CV, or cs for every cs.*")
-    author: str | None = Field(None, max_length=200, description="case-insensitive substring of an author")
+    year_from: Year | None = None
+    year_to: Year | None = None
+    category: Text | None = Field(None, max_length=200, description="e.g. cs.CV, or cs for every cs.*")
+    author: Text | None = Field(None, max_length=200, description="case-insensitive substring of an author")
 
 
 class RelatedRequest(FilterFields):
-    text: str = Field(min_length=1, description="a pasted abstract or draft")
-    limit: int = Field(10, ge=1)
-    offset: int = Field(0, ge=0)
+    """POST /related; `bounded_requests` adds the server's bounds."""
+
+    text: Text = Field(min_length=1, description="a pasted abstract or draft")
+    limit: _integer(ge=1) = 10
+    offset: _integer(ge=0) = 0
 
 
 class RecommendRequest(FilterFields):
-    positive: list[str] = Field(min_length=1, max_length=MAX_RECOMMEND_IDS, description="liked paper ids")
-    negative: list[str] = Field(default_factory=list, max_length=MAX_RECOMMEND_IDS,
-                                description="disliked paper ids")
-    limit: int = Field(10, ge=1)
-    offset: int = Field(0, ge=0)
+    """POST /recommend; `bounded_requests` adds the server's bounds."""
+
+    positive: list[Text] = Field(min_length=1, max_length=MAX_RECOMMEND_IDS, description="liked paper ids")
+    negative: list[Text] = Field(default_factory=list, max_length=MAX_RECOMMEND_IDS,
+                                 description="disliked paper ids")
+    limit: _integer(ge=1) = 10
+    offset: _integer(ge=0) = 0
+
+
+def bounded_requests(max_limit: int, max_offset: int, max_query_chars: int
+                     ) -> tuple[type[RelatedRequest], type[RecommendRequest]]:
+    """The request models with one server's bounds (from Settings), so /openapi.json states them
+    and pydantic enforces them: a client that follows the schema is never refused for size."""
+    paging: dict[str, Any] = {
+        "limit": (_integer(ge=1, le=max_limit), Field(10, description="results per page")),
+        "offset": (_integer(ge=0, le=max_offset), Field(0, description="results to skip (paging)")),
+    }
+    related = create_model(
+        "RelatedRequest", __base__=RelatedRequest, __module__=__name__, **paging,
+        text=(Text, Field(min_length=1, max_length=max_query_chars,
+                          description="a pasted abstract or draft; send the first part of a longer one")))
+    recommend = create_model("RecommendRequest", __base__=RecommendRequest, __module__=__name__, **paging)
+    return related, recommend
+
+
+# What POST /papers takes, for /openapi.json only: records are parsed by indexer.ingest.to_paper
+# (api/records.py), which is lenient on purpose, so a file that `papersearch index` accepts
+# uploads too. Each record is checked on its own: bad ones are listed in `rejected`.
+_TEXT_OR_NULL = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+_TEXT_OR_LIST = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}]}
+_ID = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 512}, {"type": "integer"}]}
+PAPER_RECORD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One paper. Fields PaperSearch has no name for are kept in `extra`.",
+    "properties": {
+        "id": {**_ID, "description": "the paper's id (also accepted as paper_id, _id or arxiv_id)"},
+        # An alias is read only when the names before it are absent (else it is kept in `extra`),
+        # so its type is not fixed here.
+        **{alias: {"description": "the id, when the names before it are absent"}
+           for alias in ("paper_id", "_id", "arxiv_id")},
+        "title": {"type": "string", "minLength": 1},
+        "abstract": {**_TEXT_OR_NULL, "description": "also accepted as text or summary"},
+        "authors": {**_TEXT_OR_LIST, "description": "a list, or one string split at commas, 'and', ';'"},
+        "year": {"anyOf": [{"type": "integer", "minimum": 1000, "maximum": 2999}, {"type": "string"},
+                           {"type": "null"}], "description": "an integer, or text holding a year"},
+        "categories": {**_TEXT_OR_LIST, "description": "a list, or one string split at spaces and commas"},
+        "venue": _TEXT_OR_NULL, "url": _TEXT_OR_NULL, "doi": _TEXT_OR_NULL,
+    },
+    "required": ["title"],
+    "anyOf": [{"required": [name]} for name in ("id", "paper_id", "_id", "arxiv_id")],
+}
+UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {
+        "schema": {"anyOf": [{"type": "array", "minItems": 1, "items": PAPER_RECORD_SCHEMA}, PAPER_RECORD_SCHEMA]},
+        "example": [{"id": "2101.00001", "title": "A title", "abstract": "The abstract.",
+                     "authors": ["Ada Lovelace"], "year": 2021, "categories": ["cs.CL"]}]},
+    "application/x-ndjson": {"schema": {"type": "string", "minLength": 1,
+                                        "description": "one JSON record per line"}},
+}}}
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -232,6 +232,49 @@ def test_openapi_documents_every_endpoint(client):
     assert client.get("/docs").status_code == 200
 
 
+
+def test_openapi_states_the_body_bounds_the_server_enforces(sample_index_dir, embedder):
+    """Found by schemathesis: the bodies' limit/offset/text bounds were checked but not in the schema."""
+    with client_for(sample_index_dir, embedder, max_limit=7, max_query_chars=50) as c:
+        schemas = c.get("/openapi.json").json()["components"]["schemas"]
+        for name in ("RelatedRequest", "RecommendRequest"):
+            fields = schemas[name]["properties"]
+            assert (fields["limit"]["minimum"], fields["limit"]["maximum"]) == (1, 7), name
+            assert (fields["offset"]["minimum"], fields["offset"]["maximum"]) == (0, 10_000), name
+            for year in ("year_from", "year_to"):
+                bounded = [option for option in fields[year]["anyOf"] if option.get("type") == "integer"]
+                assert [(o.get("minimum"), o.get("maximum")) for o in bounded] == [(1000, 2999)], fields[year]
+        assert schemas["RelatedRequest"]["properties"]["text"]["maxLength"] == 50
+        assert not _keys_named(c.get("/openapi.json").json(), {"ge", "le", "gt", "lt"}), "pydantic-only keywords"
+        assert_error(c.post("/related", json={"text": "x", "year_to": 0}), 422, "invalid_request")
+        assert "'limit'" in assert_error(c.post("/related", json={"text": "x", "limit": 8}), 422, "invalid_request")
+        assert c.post("/related", json={"text": "x", "limit": 7}).status_code == 200
+        assert "'text'" in assert_error(c.post("/related", json={"text": "x" * 51}), 422, "invalid_request")
+        assert "'limit'" in assert_error(c.post("/recommend", json={"positive": ["seed-01"], "limit": 8}),
+                                         422, "invalid_request")
+
+
+
+def _keys_named(node, names: set[str]) -> list[str]:
+    if isinstance(node, dict):
+        return [k for k in node if k in names] + [x for v in node.values() for x in _keys_named(v, names)]
+    if isinstance(node, list):
+        return [x for v in node for x in _keys_named(v, names)]
+    return []
+
+
+@pytest.mark.parametrize("value", [True, False, "3", "1e1", None])
+def test_body_integers_are_not_coerced_from_booleans_or_strings(client, value):
+    """Found by schemathesis: {"offset": false} was taken as 0 although the schema says integer."""
+    for field in ("limit", "offset", "year_from"):
+        if value is None and field == "year_from":
+            continue  # null means "no filter" for the years
+        payload = {"text": "protein folding", field: value}
+        assert f"'{field}'" in assert_error(client.post("/related", json=payload), 422, "invalid_request")
+        payload = {"positive": ["seed-01"], field: value}
+        assert f"'{field}'" in assert_error(client.post("/recommend", json=payload), 422, "invalid_request")
+    assert client.post("/related", json={"text": "protein folding", "limit": 3.0}).json()["limit"] == 3
+
 @pytest.mark.parametrize(("method", "path", "status", "code"), [
     ("GET", "/no/such/route", 404, "not_found"),
     ("PUT", "/search", 405, "method_not_allowed"),
@@ -240,6 +283,22 @@ def test_openapi_documents_every_endpoint(client):
 def test_http_errors_use_the_one_shape(client, method, path, status, code):
     assert_error(client.request(method, path), status, code)
 
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("OPTIONS", "/papers/seed-01", {"GET", "DELETE"}),
+    ("PUT", "/papers/10.48550/arXiv.2206.03001", {"GET", "DELETE"}),
+    ("OPTIONS", "/papers/seed-01/related", {"GET"}),
+    ("PUT", "/search", {"GET"}),
+    ("PUT", "/openapi.json", {"GET", "HEAD"}),
+    ("GET", "/papers", {"POST"}),
+    ("GET", "/related", {"POST"}),
+])
+def test_405_allow_lists_every_method_of_the_resource(client, method, path, allowed):
+    """Found by schemathesis: `Allow` named GET only for /papers/{paper_id}, which DELETE also serves."""
+    response = client.request(method, path)
+    assert_error(response, 405, "method_not_allowed")
+    assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
 
 def test_page_and_widget_are_served(client):
     page = client.get("/")
@@ -327,6 +386,31 @@ def test_bad_records_are_reported_and_good_ones_applied(writer):
     assert writer.get("/papers/new-2").json()["year"] == 2025  # the last record of an id wins
 
 
+def _post_ascii_json(client, path: str, payload, headers=None):
+    # json.dumps escapes a lone surrogate as "\\ud800"; the test client's own encoder would refuse it.
+    return client.post(path, content=json.dumps(payload).encode(),
+                        headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def test_lone_surrogates_in_records_are_rejected_not_a_500(writer):
+    """JSON can spell "\\ud800" and Python decodes it, but it is not Unicode text (was a 500)."""
+    records = [{"id": "sur-\ud800", "title": "T"}, {"id": "sur-2", "title": "lone \udc00 surrogate"},
+               {"id": "sur-3", "title": "T", "note": {"deep": ["\ud83d"]}}, {"\ud800": 1, "id": "sur-4", "title": "T"},
+               NEW_PAPERS[0]]
+    response = _post_ascii_json(writer, "/papers", records, AUTH)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["indexed"] == 1 and [r["index"] for r in body["rejected"]] == [0, 1, 2, 3]
+    assert all("lone surrogate" in r["message"] for r in body["rejected"])
+    assert body["rejected"][0]["paper_id"] == "sur-\\ud800" and "'note'" in body["rejected"][2]["message"]
+    assert_error(_post_ascii_json(writer, "/papers", records[:1], AUTH), 422, "invalid_records")
+    for payload in ({"positive": ["\ud800"]}, {"positive": ["seed-01"], "negative": ["x\udfff"]},
+                    {"positive": ["seed-01"], "author": "\ud800"}):
+        assert "lone surrogate" in assert_error(_post_ascii_json(writer, "/recommend", payload), 422, "invalid_request")
+    assert_error(_post_ascii_json(writer, "/related", {"text": "a \ud800 b"}), 422, "invalid_request")
+    assert writer.get("/health").json()["papers"] == 25
+
+
 def test_ndjson_and_single_object_bodies(writer):
     ndjson = "\n".join(json.dumps(r) for r in NEW_PAPERS) + "\n{broken\n"
     body = writer.post("/papers", content=ndjson.encode(),
@@ -337,6 +421,27 @@ def test_ndjson_and_single_object_bodies(writer):
                          headers=AUTH).json()
     assert single["indexed"] == 1 and single["papers"] == 27
 
+
+
+def test_upload_schema_describes_the_records_the_server_takes(writer):
+    """The POST /papers schema was "a list of any objects": schemathesis never sent a usable record,
+    so its write fuzzing stopped at 422s. Now schema-valid records are written, and bodies the
+    schema refuses are refused."""
+    import jsonschema_rs  # comes with schemathesis (the test extra)
+
+    content = writer.get("/openapi.json").json()["paths"]["/papers"]["post"]["requestBody"]["content"]
+    valid = jsonschema_rs.validator_for(content["application/json"]["schema"]).is_valid
+    records = [NEW_PAPERS, NEW_PAPERS[0], [{"paper_id": 7, "title": "Seven", "authors": "A. One and B. Two",
+                                            "year": "June 2020", "categories": "cs.CL cs.IR"}]]
+    for body in records:
+        assert valid(body), body
+        response = writer.post("/papers", json=body, headers=AUTH)
+        assert response.status_code == 200 and not response.json()["rejected"], response.text
+    assert writer.get("/papers/7").json()["authors"] == ["A. One", "B. Two"]
+    for body in ([], [{}], [{"id": "x"}], [{"title": "no id"}], [{"id": 1.5, "title": "T"}], "text", 3):
+        assert not valid(body), body
+        assert writer.post("/papers", json=body, headers=AUTH).status_code in (400, 422), body
+    assert content["application/x-ndjson"]["schema"]["type"] == "string"
 
 @pytest.mark.parametrize(("content", "status", "code"), [
     (b"", 400, "invalid_input"),
