@@ -5,6 +5,8 @@
       vectors-<gen>.faiss   the FAISS index for write generation <gen> (derived, rebuildable)
       manifest.json         format version, model, dimension, counts (derived, for people and tools)
       write.lock            held by the one process writing
+      onnx/<fingerprint>/   ONNX export of the index's model, for torch-free queries (derived,
+                            re-exportable; its inside belongs to models/onnx_encoder.py)
 
 Each write is one SQLite transaction that also bumps `generation`. The FAISS file is named after
 the generation it reflects; when it is missing or stale (a crash between the two), it is rebuilt
@@ -36,6 +38,7 @@ FORMAT_VERSION = 1
 DB_FILE = "papers.sqlite"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = "write.lock"
+ONNX_DIR = "onnx"
 
 # Schema steps, applied in order; PRAGMA user_version records how many have run.
 _MIGRATIONS = (
@@ -64,6 +67,11 @@ _PAPER_COLUMNS = "rowid, paper_id, title, abstract, authors, year, categories, v
 def faiss_file(directory: Path, generation: int) -> Path:
     """The FAISS file for one write generation."""
     return directory / f"vectors-{generation}.faiss"
+
+
+def onnx_export_dir(directory: Path, fingerprint: str) -> Path:
+    """The folder holding the ONNX export of the model with this fingerprint."""
+    return Path(directory) / ONNX_DIR / fingerprint
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -6,6 +6,7 @@ returns (rowids, scores); papers are looked up only for the page that is returne
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -13,14 +14,43 @@ import faiss
 import numpy as np
 
 from indexer import vectors
-from indexer.store import Filters, IndexStore
+from indexer.store import Filters, IndexStore, onnx_export_dir
 from models.config import Settings
-from models.embedder import Embedder
-from models.errors import InvalidQuery, PaperNotFound
+from models.embedder import Embedder, model_fingerprint
+from models.errors import InvalidQuery, ModelLoadError, PaperNotFound
 from models.paper import Hit
 from search import rank
 
 MODES = ("dense",)
+
+log = logging.getLogger("papersearch")
+
+
+def open_query_encoder(settings: Settings, store: IndexStore):
+    """The query encoder for an index: its ONNX export when present, else sentence-transformers.
+
+    The ONNX path imports neither torch nor sentence-transformers, which is what keeps a CLI
+    search well under two seconds. Queries use the fp32 export (the same vectors as
+    sentence-transformers) unless `settings.backend` asks for "onnx-int8".
+    """
+    recorded = store.model
+    # Without --model the export folder named by the index's own fingerprint is the model that
+    # built it; with --model the named files are hashed (no torch) so a mismatch is still caught.
+    fingerprint = model_fingerprint(settings.model) if settings.model else recorded.fingerprint
+    folder = onnx_export_dir(store.directory, fingerprint)
+    variant = "onnx-int8" if settings.backend == "onnx-int8" else "onnx"
+    from models import onnx_encoder
+
+    if onnx_encoder.is_exported(folder, variant):
+        try:
+            return onnx_encoder.OnnxEmbedder(folder, variant, threads=settings.threads).load()
+        except ModelLoadError as exc:
+            reason = str(exc)
+    else:
+        reason = f"the index has no {variant} export in {folder}"
+    log.warning("note: %s; queries use sentence-transformers, which starts slower. "
+                "Re-run 'papersearch index' on this index to create the export.", reason)
+    return Embedder(settings.model or recorded.name, threads=settings.threads)
 
 
 class SearchEngine:
@@ -37,10 +67,14 @@ class SearchEngine:
     def open(cls, settings: Settings, encoder: Embedder | None = None) -> SearchEngine:
         """Open the index in `settings.index_dir` with the model it was built with."""
         store = IndexStore.open(Path(settings.index_dir))
-        recorded = store.model
-        if encoder is None:
-            encoder = Embedder(settings.model or recorded.name, threads=settings.threads)
-        store.check_model(encoder.info)  # another --model, or the model's files changed
+        vectors.set_threads(settings.threads)
+        try:
+            if encoder is None:
+                encoder = open_query_encoder(settings, store)
+            store.check_model(encoder.info)  # another --model, or the model's files changed
+        except BaseException:
+            store.close()
+            raise
         return cls(store, encoder, settings)
 
     def close(self) -> None:
