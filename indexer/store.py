@@ -78,6 +78,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so readers see either the old or the new content, never a part."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; an index is meant to be shared with readers
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

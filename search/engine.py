@@ -17,7 +17,7 @@ from indexer import vectors
 from indexer.store import Filters, IndexStore, onnx_export_dir
 from models.config import Settings
 from models.embedder import Embedder, model_fingerprint
-from models.errors import InvalidQuery, ModelLoadError, PaperNotFound
+from models.errors import IndexNotBuilt, InvalidQuery, ModelLoadError, PaperNotFound
 from models.paper import Hit
 from search import rank
 
@@ -72,10 +72,10 @@ class SearchEngine:
             if encoder is None:
                 encoder = open_query_encoder(settings, store)
             store.check_model(encoder.info)  # another --model, or the model's files changed
+            return cls(store, encoder, settings)
         except BaseException:
             store.close()
             raise
-        return cls(store, encoder, settings)
 
     def close(self) -> None:
         self.store.close()
@@ -167,6 +167,9 @@ class SearchEngine:
         """
         with self._lock:
             index = self._index
+        if index.ntotal == 0:
+            raise IndexNotBuilt(f"The index in {self.store.directory} holds no papers yet - add some with "
+                                f"'papersearch index papers.jsonl --index {self.store.directory}'.")
         query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
         allowed = self.store.filter_rowids(filters) if filters and filters.active() else None
         if allowed is not None:

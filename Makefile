@@ -1,0 +1,39 @@
+# PaperSearch: the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+# The CPU build of torch. On this machine pip finds torch 2.13.0 on local disk; elsewhere use
+#   make install TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
+# A bare `torch` requirement would pull a multi-GB CUDA build on Linux.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
+INDEX ?= $(CURDIR)/.papersearch/sample-index
+
+.PHONY: install install-test browser run search test test-fast lint
+
+install:
+	$(PIP) install -q "$(TORCH_SPEC)" $(TORCH_INDEX)
+	$(PIP) install -q -e .
+
+install-test: install
+	$(PIP) install -q -e '.[test]'
+
+# Debian's chromium for the browser tests (skipped with a reason when it cannot be installed).
+browser:
+	@command -v chromium >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ) || \
+	  echo "chromium not installed: browser tests will be skipped"
+
+# Main job: index the bundled sample corpus and search it.
+run: install
+	papersearch index --index $(INDEX) indexer/sample/papers.jsonl
+	papersearch search "lightweight OCR" --index $(INDEX) --limit 5
+
+# Every test, slow ones included (real model, real corpora when ../shared/data exists).
+test: install-test browser
+	$(PYTHON) -m pytest
+
+test-fast: 
+	$(PYTHON) -m pytest -m "not slow"
+
+lint:
+	ruff check . && ruff format --check .
