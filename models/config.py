@@ -42,7 +42,8 @@ class Settings:
     cors_origins: tuple[str, ...] = ("*",)
     # Largest request body accepted, in bytes.
     max_body_bytes: int = 8 * 1024 * 1024
-    # Threads the model runtime and FAISS may use; 0 means "the number of cores".
+    # Threads the model runtime and FAISS may use; 0 means "the number of cores" for indexing and
+    # FAISS, and one thread per query for the query encoder (parallel requests fill the cores).
     threads: int = 0
 
     @classmethod

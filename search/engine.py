@@ -41,16 +41,19 @@ def open_query_encoder(settings: Settings, store: IndexStore):
     variant = "onnx-int8" if settings.backend == "onnx-int8" else "onnx"
     from models import onnx_encoder
 
+    # One thread per query unless told otherwise: a query is a few dozen tokens, and parallel
+    # requests, not intra-op threads, should fill the cores (two pools per core spin and stall).
+    threads = settings.threads or 1
     if onnx_encoder.is_exported(folder, variant):
         try:
-            return onnx_encoder.OnnxEmbedder(folder, variant, threads=settings.threads).load()
+            return onnx_encoder.OnnxEmbedder(folder, variant, threads=threads).load()
         except ModelLoadError as exc:
             reason = str(exc)
     else:
         reason = f"the index has no {variant} export in {folder}"
     log.warning("note: %s; queries use sentence-transformers, which starts slower. "
                 "Re-run 'papersearch index' on this index to create the export.", reason)
-    return Embedder(settings.model or recorded.name, threads=settings.threads)
+    return Embedder(settings.model or recorded.name, threads=threads)
 
 
 class SearchEngine:
