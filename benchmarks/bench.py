@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="documents in the peer comparison (judged ones first; 0: whole corpus)")
     parser.add_argument("--int8-index", action="store_true",
                         help="query section: also embed the whole corpus with onnx-int8 for its nDCG@10")
+    parser.add_argument("--http-search", default=None,
+                        help="http section: search route with {query} and {mode}, "
+                             "default /search?q={query}&limit=10&mode={mode}")
     parser.add_argument("--json", type=Path, default=None, help="also write every table to this JSON file")
     return parser
 

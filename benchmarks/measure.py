@@ -129,12 +129,21 @@ def run_python(code: str, env: dict | None = None, timeout: float = 600) -> tupl
 
 def run_command(argv: list[str], timeout: float = 600) -> float:
     """Wall seconds of a command run from the repo root (its output is discarded)."""
+    return run_command_cpu(argv, timeout)[0]
+
+
+def run_command_cpu(argv: list[str], timeout: float = 600) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of a command run from the repo root; output discarded."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {done.stderr[-2000:]}")
-    return time.perf_counter() - started
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 # --- relevance ----------------------------------------------------------------------------------

@@ -126,6 +126,8 @@ class IndexWriter:
         try:
             if self.store is not None:
                 self.flush()
+                if exc_type is None:
+                    self.ensure_query_export()  # any write session (CLI or API) leaves one behind
                 self.store.close()
         finally:
             self._lock.__exit__(exc_type, exc, tb)

@@ -81,6 +81,17 @@ def test_engine_search_uses_onnx_and_ranks_like_torch(sample_index_dir, sample_e
         engine.close()
 
 
+def test_engine_gives_each_query_one_encoder_thread_by_default(sample_index_dir):
+    from search.engine import SearchEngine
+
+    engine = SearchEngine.open(Settings(index_dir=sample_index_dir))  # threads=0: the default
+    try:
+        options = engine.encoder._session.get_session_options()
+        assert options.intra_op_num_threads == 1  # parallel requests, not intra-op threads, fill the cores
+    finally:
+        engine.close()
+
+
 def test_engine_bounds_faiss_threads(sample_index_dir):
     import faiss
 
