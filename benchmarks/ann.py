@@ -40,14 +40,20 @@ def _stored(store: IndexStore) -> tuple[np.ndarray, np.ndarray]:
 
 
 def recall_table(title: str, rowids: np.ndarray, matrix: np.ndarray, query_vectors: np.ndarray,
-                 k: int = 10) -> Table:
-    """Build flat and HNSW (the defaults in indexer.vectors) and compare them query by query."""
+                 k: int = 10, hnsw=None) -> Table:
+    """Build flat and HNSW (the defaults in indexer.vectors) and compare them query by query.
+
+    `hnsw`: an HNSW index over the same rows already built (an index's own file), used as is.
+    """
     dimension = matrix.shape[1]
     vectors.set_threads(0)  # builds use every core
     with Timer() as flat_build:
         flat = vectors.build_index("flat", dimension, rowids, matrix)
     with Timer() as hnsw_build:
-        hnsw = vectors.build_index("hnsw", dimension, rowids, matrix)
+        if hnsw is None:
+            hnsw = vectors.build_index("hnsw", dimension, rowids, matrix)
+        else:
+            hnsw_build.prebuilt = True
     vectors.set_threads(1)  # per-query cost on one core, as a single request sees it
     exact_ids, flat_cpu = _search_each(flat, query_vectors, k)
     table = Table(title, ["index", "efSearch", "recall@10", "CPU ms/query", "build s"])
@@ -60,8 +66,9 @@ def recall_table(title: str, rowids: np.ndarray, matrix: np.ndarray, query_vecto
         hnsw_base.hnsw.efSearch = ef
         found, cpu_ms = _search_each(hnsw, query_vectors, k)
         default = " (default)" if ef == vectors.HNSW_EF_SEARCH else ""
+        built = "from the index file" if getattr(hnsw_build, "prebuilt", False) else hnsw_build.wall
         table.add(f"HNSW M={vectors.HNSW_M}, efConstruction={vectors.HNSW_EF_CONSTRUCTION}{default}", ef,
-                  recall_at_k(found, exact_ids, k), cpu_ms, hnsw_build.wall if default else None)
+                  recall_at_k(found, exact_ids, k), cpu_ms, built if default else None)
     table.notes.append(f"auto picks HNSW from {vectors.AUTO_HNSW_THRESHOLD:,} papers; one query per search call, "
                        "one FAISS thread; build time on all cores of a shared machine")
     return table

@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from benchmarks.measure import ROOT, load_average
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=0, help="model and FAISS threads (0: all cores)")
     parser.add_argument("--queries", type=int, default=300, help="queries timed per measurement (300)")
     parser.add_argument("--scale-size", type=int, default=100_000, help="papers in the scale section")
+    parser.add_argument("--scale-tokens", type=int, default=40,
+                        help="scale section: tokens of each record MiniLM embeds (40; a full abstract is 256)")
+    parser.add_argument("--skip-lexical", action="store_true", help="scale section: skip the lexical engines")
     parser.add_argument("--peer-docs", type=int, default=1000,
                         help="documents in the peer comparison (judged ones first; 0: whole corpus)")
     parser.add_argument("--int8-index", action="store_true",
@@ -85,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _run_section(section: str, args) -> list[Table]:
+def _run_section(section: str, args) -> Iterable[Table]:
+    """The tables of one section, as they are measured."""
     if section == "encode":
         from benchmarks import encode
 

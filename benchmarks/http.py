@@ -41,7 +41,7 @@ def run(args) -> list[Table]:
         table.add(f"skipped: {exc} (the HTTP API is not in this checkout yet)")
         return [table]
     targets = [corpus_index(args)]
-    scale_index = args.workdir / f"scale-{args.scale_size}-index"
+    scale_index = args.workdir / f"scale-{args.scale_size}-{args.scale_tokens}tok-index"
     if (scale_index / "papers.sqlite").is_file():
         targets.append(scale_index)  # made by the scale section
     _, queries, _ = load_beir(args.corpus)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -29,12 +30,13 @@ from models.config import Settings
 from models.embedder import Embedder
 
 
-def run(args) -> list[Table]:
+def run(args) -> Iterator[Table]:
     index_dir = corpus_index(args)
     _, queries, qrels = load_beir(args.corpus)
     query_ids = list(queries)[:args.queries]
     texts = [queries[q] for q in query_ids]
-    return [_startup(args, index_dir, texts[0]), *_latency(args, index_dir, texts, queries, qrels)]
+    yield _startup(args, index_dir, texts[0])
+    yield from _latency(args, index_dir, texts, queries, qrels)
 
 
 # --- startup and memory -------------------------------------------------------------------------
@@ -60,7 +62,7 @@ def _startup(args, index_dir, query: str) -> Table:
 # --- latency and quality ------------------------------------------------------------------------
 
 
-def _latency(args, index_dir, texts, queries, qrels) -> list[Table]:
+def _latency(args, index_dir, texts, queries, qrels) -> Iterator[Table]:
     from search.engine import MODES, SearchEngine
 
     store = IndexStore.open(index_dir)
@@ -111,8 +113,9 @@ def _latency(args, index_dir, texts, queries, qrels) -> list[Table]:
                           f"(+{(rss_after - rss_before) / 2**20:.0f} MiB incl. the ONNX session), "
                           f"{disk / papers:,.0f} bytes on disk per paper without the onnx/ folder")
     engine.close()
-    tables = [encoders, searches, _int8_quality(args, index_dir, queries, qrels, int8)]
-    return [t for t in tables if t is not None]
+    yield encoders
+    yield searches
+    yield _int8_quality(args, index_dir, queries, qrels, int8)
 
 
 def _int8_quality(args, index_dir, queries, qrels, int8) -> Table:
