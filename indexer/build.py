@@ -83,9 +83,10 @@ class IndexWriter:
         if self._embedder is None:
             name = model_name_for(self.settings, self.directory)
             export_dir = onnx_export_dir(self.directory, model_fingerprint(name))
-            # spin=True: an indexing run owns the cores for its length, busy-waiting saves wake-ups.
+            # No busy-waiting threads, even here: on a shared laptop or server they burn the cores
+            # other work needs, and a batch's matrix products are long enough not to miss it.
             self._embedder = create_embedder(name, self.settings.backend, export_dir, threads=self.settings.threads,
-                                             batch_size=self.settings.batch_size, spin=True)
+                                             batch_size=self.settings.batch_size)
         return self._embedder
 
     def ensure_query_export(self) -> None:

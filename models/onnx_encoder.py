@@ -259,9 +259,9 @@ class OnnxEmbedder:
         variant: "onnx" (fp32) or "onnx-int8".
         threads: onnxruntime intra-op threads; 0 means the number of cores.
         batch_size: texts per model call.
-        spin: let idle worker threads busy-wait. Faster for one long indexing run on a
-            dedicated machine; off for serving, where spinning threads steal the cores that
-            FAISS and other requests need.
+        spin: let idle worker threads busy-wait between operators. Off by default: spinning
+            threads steal the cores that FAISS, other requests and other programs need, and
+            on a shared 2-core machine they made everything slower.
     """
 
     def __init__(self, folder: Path, variant: str = "onnx", threads: int = 0, batch_size: int = 32,
