@@ -110,7 +110,7 @@ class IndexWriter:
 
     def __enter__(self) -> IndexWriter:
         self._lock.__enter__()
-        vectors.set_threads(self.settings.threads)
+        self._faiss_threads = vectors.set_threads(self.settings.threads)  # builds use every core
         try:
             self.store = IndexStore.create(self.directory, self.embedder.info)
             if self.settings.index_type != "auto" or self.store.index_type == "auto":
@@ -119,6 +119,7 @@ class IndexWriter:
                     self._dirty = True
             self._index, self._index_generation = self.store.load_vector_index()
         except BaseException:
+            vectors.set_threads(self._faiss_threads)
             self._lock.__exit__(None, None, None)
             raise
         return self
@@ -131,6 +132,7 @@ class IndexWriter:
                     self.ensure_query_export()  # any write session (CLI or API) leaves one behind
                 self.store.close()
         finally:
+            vectors.set_threads(self._faiss_threads)  # a server's searches keep their own bound
             self._lock.__exit__(exc_type, exc, tb)
 
     def flush(self) -> None:

@@ -76,10 +76,12 @@ def apply_changes(index: faiss.Index, removed: np.ndarray, added_ids: np.ndarray
     return True
 
 
-def set_threads(threads: int) -> None:
-    """Bound FAISS's OpenMP pool to `threads` (0: one per core).
+def set_threads(threads: int) -> int:
+    """Bound FAISS's OpenMP pool to `threads` (0: one per core); returns the previous bound.
 
-    One query searches on one thread anyway; the pool matters for batch searches and HNSW
-    builds, and an unbounded one oversubscribes the cores that the model runtime also uses.
+    The bound is process-wide. Builds (HNSW, IVF training) use every core they are given; a
+    search of one query should get one thread (see SearchEngine.open).
     """
+    previous = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
+    return previous

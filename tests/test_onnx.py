@@ -92,14 +92,18 @@ def test_engine_gives_each_query_one_encoder_thread_by_default(sample_index_dir)
         engine.close()
 
 
-def test_engine_bounds_faiss_threads(sample_index_dir):
+def test_engine_searches_on_one_faiss_thread_and_writers_restore_it(sample_index_dir, fresh_index_dir, embedder):
     import faiss
 
+    from indexer.build import IndexWriter
     from search.engine import SearchEngine
 
-    engine = SearchEngine.open(Settings(index_dir=sample_index_dir, threads=1))
+    engine = SearchEngine.open(Settings(index_dir=sample_index_dir))  # threads=0: the default
     try:
         assert faiss.omp_get_max_threads() == 1
+        with IndexWriter(Settings(index_dir=fresh_index_dir), embedder=embedder):
+            assert faiss.omp_get_max_threads() == (os.cpu_count() or 1)  # builds get every core
+        assert faiss.omp_get_max_threads() == 1  # and a server's searches get their bound back
     finally:
         engine.close()
         faiss.omp_set_num_threads(os.cpu_count() or 1)
