@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="papers per model call (default 32)")
     p.add_argument("--index-type", choices=("auto", "flat", "hnsw"), default=None,
                    help="vector index structure (default auto: flat when small, HNSW when large)")
+    p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default=None,
+                   help="encoder runtime: torch (sentence-transformers, default), onnx (same vectors, "
+                        "faster on CPUs) or onnx-int8 (faster still, slightly different vectors)")
 
     p = command("search", "Rank papers by relevance to a free-text query.")
     p.add_argument("query", help="free text, e.g. 'lightweight OCR'")
@@ -127,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(index_dir=args.index_dir, model=args.model,
                              batch_size=getattr(args, "batch_size", None),
-                             index_type=getattr(args, "index_type", None))
+                             index_type=getattr(args, "index_type", None),
+                             backend=getattr(args, "backend", None))
 
 
 def _filters(args: argparse.Namespace):

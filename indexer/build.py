@@ -7,6 +7,7 @@ if the run dies first, the next open rebuilds it from the stored embeddings.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,10 +18,10 @@ import numpy as np
 from indexer import vectors
 from indexer.ingest import Parsed, Rejection, count_lines, read_papers
 from indexer.lexical import LexicalWriter
-from indexer.store import IndexStore, Upsert, WriteLock
+from indexer.store import IndexStore, Upsert, WriteLock, onnx_export_dir
 from models.config import DEFAULT_MODEL, Settings
-from models.embedder import Embedder
-from models.errors import IndexNotBuilt, InvalidInput
+from models.embedder import Embedder, create_embedder, model_fingerprint
+from models.errors import IndexNotBuilt, InvalidInput, PaperSearchError
 from models.paper import Paper, content_hash, embed_text
 
 # Records looked up and written per transaction; a multiple of the model batch keeps the
@@ -28,6 +29,8 @@ from models.paper import Paper, content_hash, embed_text
 WRITE_BATCH = 256
 
 Progress = Callable[[int], None]
+
+log = logging.getLogger("papersearch")
 
 
 @dataclass
@@ -41,6 +44,7 @@ class IndexReport:
     duplicates: list[str] = field(default_factory=list)
     seconds: float = 0.0
     encode_seconds: float = 0.0
+    export_seconds: float = 0.0   # one-time ONNX export for torch-free searches (in `seconds` too)
 
     def summary(self) -> str:
         return (f"indexed {self.indexed}, unchanged {self.unchanged}, rejected {len(self.rejected)} "
@@ -77,13 +81,38 @@ class IndexWriter:
 
     @property
     def embedder(self) -> Embedder:
+        """The document encoder for `settings.backend` (sentence-transformers or its ONNX export)."""
         if self._embedder is None:
             name = model_name_for(self.settings, self.directory)
-            self._embedder = Embedder(name, threads=self.settings.threads, batch_size=self.settings.batch_size)
+            export_dir = onnx_export_dir(self.directory, model_fingerprint(name))
+            # No busy-waiting threads, even here: on a shared laptop or server they burn the cores
+            # other work needs, and a batch's matrix products are long enough not to miss it.
+            self._embedder = create_embedder(name, self.settings.backend, export_dir, threads=self.settings.threads,
+                                             batch_size=self.settings.batch_size)
         return self._embedder
+
+    def ensure_query_export(self) -> None:
+        """Give the index the ONNX export that searches use, so they never import torch.
+
+        Done once per index and model (a few seconds, torch already loaded when documents were
+        embedded). A model the exporter cannot handle only costs a warning: searches then fall
+        back to sentence-transformers.
+        """
+        encoder = self.embedder
+        folder = onnx_export_dir(self.directory, encoder.fingerprint)
+        from models import onnx_encoder
+
+        if onnx_encoder.is_exported(folder) or not isinstance(encoder, Embedder):
+            return  # an ONNX backend made it already; a custom encoder has nothing to export
+        try:
+            onnx_encoder.export(encoder, folder)
+        except (PaperSearchError, RuntimeError, ImportError, ValueError) as exc:
+            log.warning("warning: no ONNX export for %s (%s); searches will load sentence-transformers.",
+                        encoder.name, exc)
 
     def __enter__(self) -> IndexWriter:
         self._lock.__enter__()
+        self._faiss_threads = vectors.set_threads(self.settings.threads)  # builds use every core
         try:
             self.store = IndexStore.create(self.directory, self.embedder.info)
             if self.settings.index_type != "auto" or self.store.index_type == "auto":
@@ -96,6 +125,7 @@ class IndexWriter:
             self._dirty = self._dirty or self.store.vector_file_problem is not None
             self.store.remove_temp_files()  # from a run killed while saving; we hold the lock
         except BaseException:
+            vectors.set_threads(self._faiss_threads)
             self._lock.__exit__(None, None, None)
             raise
         return self
@@ -104,10 +134,13 @@ class IndexWriter:
         try:
             if self.store is not None:
                 self.flush()
+                if exc_type is None:
+                    self.ensure_query_export()  # any write session (CLI or API) leaves one behind
                 if self._lexical is not None:
                     self._lexical.close()
                 self.store.close()
         finally:
+            vectors.set_threads(self._faiss_threads)  # a server's searches keep their own bound
             self._lock.__exit__(exc_type, exc, tb)
 
     def flush(self) -> None:
@@ -261,6 +294,9 @@ def index_file(settings: Settings, path: str | Path, fmt: str | None = None, str
             writer.upsert(batch, report)
             if progress:
                 progress(len(batch))
+        exported = time.perf_counter()
+        writer.ensure_query_export()
+        report.export_seconds = time.perf_counter() - exported
     report.seconds = time.perf_counter() - started
     return report
 

@@ -6,6 +6,8 @@
       lexical/              the BM25 (tantivy) index and the generation it reflects (derived, rebuildable)
       manifest.json         format version, model, dimension, counts (derived, for people and tools)
       write.lock            held by the one process writing
+      onnx/<fingerprint>/   ONNX export of the index's model, for torch-free queries (derived,
+                            re-exportable; its inside belongs to models/onnx_encoder.py)
 
 Each write is one SQLite transaction that also bumps `generation`. The FAISS file is named after
 the generation it reflects; when it is missing or stale (a crash between the two), it is rebuilt
@@ -48,6 +50,7 @@ MANIFEST_FILE = "manifest.json"
 LOCK_FILE = "write.lock"
 LEXICAL_DIR = "lexical"
 LEXICAL_STATE_FILE = "papersearch-state.json"  # inside LEXICAL_DIR, beside tantivy's own files
+ONNX_DIR = "onnx"
 
 # Schema steps, applied in order; PRAGMA user_version records how many have run.
 _MIGRATIONS = (
@@ -86,6 +89,11 @@ def lexical_path(directory: Path) -> Path:
 def lexical_state_file(directory: Path) -> Path:
     """The sidecar recording which store generation the lexical index reflects."""
     return lexical_path(directory) / LEXICAL_STATE_FILE
+
+
+def onnx_export_dir(directory: Path, fingerprint: str) -> Path:
+    """The folder holding the ONNX export of the model with this fingerprint."""
+    return Path(directory) / ONNX_DIR / fingerprint
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -6,6 +6,8 @@ Every structure is rebuilt from the stored embeddings; nothing here needs the mo
 
 from __future__ import annotations
 
+import os
+
 import faiss
 import numpy as np
 
@@ -72,3 +74,14 @@ def apply_changes(index: faiss.Index, removed: np.ndarray, added_ids: np.ndarray
         index.add_with_ids(np.ascontiguousarray(added_vectors, dtype=np.float32),
                            np.asarray(added_ids, dtype=np.int64))
     return True
+
+
+def set_threads(threads: int) -> int:
+    """Bound FAISS's OpenMP pool to `threads` (0: one per core); returns the previous bound.
+
+    The bound is process-wide. Builds (HNSW, IVF training) use every core they are given; a
+    search of one query should get one thread (see SearchEngine.open).
+    """
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
+    return previous

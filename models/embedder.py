@@ -6,6 +6,7 @@ Documents and queries both go through `Embedder.encode`, which adds the model fa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -16,9 +17,12 @@ from typing import Literal
 import numpy as np
 
 from models.config import DEFAULT_MODEL
-from models.errors import ModelLoadError
+from models.errors import InvalidInput, ModelLoadError
 
 Role = Literal["query", "document"]
+
+# Encoder runtimes: sentence-transformers on torch (the reference), or its ONNX export.
+BACKENDS = ("torch", "onnx", "onnx-int8")
 
 # Names that mean "the bundled MiniLM", so users can type the name they know.
 _BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
@@ -66,19 +70,28 @@ def model_directory(name: str) -> Path | None:
 
 
 def model_fingerprint(name: str) -> str:
-    """A short hash of the model's files, so an index knows exactly which weights made it."""
+    """A short hash of the model's files, so an index knows exactly which weights made it.
+
+    Hashes bytes only (no torch); the result is remembered per file list, sizes and mtimes, so
+    asking twice in one process does not read the weights twice.
+    """
     folder = model_directory(name)
     if folder is None:
         raise ModelLoadError(
             f"Model {name!r} is neither a folder nor in the local Hugging Face cache, and this "
             "machine cannot download it. Pass --model with a local sentence-transformers folder."
         )
-    digest = hashlib.sha256()
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in _FINGERPRINT_SUFFIXES)
-    files = [p for p in files if "onnx" not in p.relative_to(folder).parts[:-1]]
-    for path in files:
-        if path.name == "README.md":
-            continue
+    files = [p for p in files if "onnx" not in p.relative_to(folder).parts[:-1] and p.name != "README.md"]
+    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return _hash_files(str(folder), stamp)
+
+
+@functools.lru_cache(maxsize=32)
+def _hash_files(folder: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    digest = hashlib.sha256()
+    for name, _, _ in stamp:
+        path = Path(name)
         digest.update(str(path.relative_to(folder)).encode())
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
@@ -178,6 +191,32 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def create_embedder(name: str = DEFAULT_MODEL, backend: str = "torch", export_dir: Path | None = None,
+                    threads: int = 0, batch_size: int = 32, spin: bool = False):
+    """An encoder for `backend`, all with the interface of `Embedder` (name, fingerprint, dimension,
+    info, encode).
+
+    "torch" is sentence-transformers itself. "onnx" and "onnx-int8" run the export kept in
+    `export_dir`; when it is missing it is made first, which loads the model with torch once.
+    """
+    if backend not in BACKENDS:
+        raise InvalidInput(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+    from models import onnx_encoder
+
+    reference = Embedder(name, threads=threads, batch_size=batch_size)
+    if backend == "torch":
+        return reference
+    if export_dir is None:
+        raise InvalidInput(f"The {backend} backend needs a folder for the ONNX export of {name!r}.")
+    if not onnx_encoder.is_exported(export_dir, backend):
+        onnx_encoder.export(reference, export_dir, int8=backend == "onnx-int8")
+    encoder = onnx_encoder.OnnxEmbedder(export_dir, backend, threads=threads, batch_size=batch_size, spin=spin)
+    if encoder.fingerprint != reference.fingerprint:
+        raise ModelLoadError(f"The ONNX export in {export_dir} was made from other weights "
+                             f"({encoder.fingerprint}, not {reference.fingerprint}); delete it and re-index.")
+    return encoder
 
 
 def _declared_dimension(folder: Path | None) -> int | None:

@@ -1,0 +1,1 @@
+"""Benchmarks: python -m benchmarks.bench (see bench.py). Not installed with the package."""

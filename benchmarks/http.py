@@ -1,0 +1,108 @@
+"""HTTP section: `serve` startup and search over real HTTP at concurrency 1 and 8.
+
+A server process runs api.app.create_app(settings) under uvicorn (one worker) on 127.0.0.1 and a
+free port; httpx clients in threads send the corpus's test queries. Needs the API
+(api/app.py); skipped with a note where it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from benchmarks.bench import corpus_index
+from benchmarks.measure import ROOT, load_average, load_beir, time_calls
+from benchmarks.tables import Table
+
+# The search route and its parameters, with {query} for the URL-quoted text (--http-search).
+DEFAULT_SEARCH = "/search?q={query}&limit=10&mode={mode}"
+
+_SERVER = """
+import uvicorn
+from api.app import create_app
+from models.config import Settings
+app = create_app(Settings.from_env(index_dir={index!r}, threads={threads}))
+uvicorn.run(app, host="127.0.0.1", port={port}, workers=1, log_level="warning")
+"""
+
+
+def run(args) -> list[Table]:
+    try:
+        import httpx  # noqa: F401
+
+        from api import app  # noqa: F401
+    except ImportError as exc:
+        table = Table("HTTP API", ["status"])
+        table.add(f"skipped: {exc} (the HTTP API is not in this checkout yet)")
+        return [table]
+    targets = [corpus_index(args)]
+    scale_index = args.workdir / f"scale-{args.scale_size}-{args.scale_tokens}tok-index"
+    if (scale_index / "papers.sqlite").is_file():
+        targets.append(scale_index)  # made by the scale section
+    _, queries, _ = load_beir(args.corpus)
+    texts = list(queries.values())[:args.queries]
+    return [_serve_and_measure(args, index_dir, texts) for index_dir in targets]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serve_and_measure(args, index_dir: Path, texts: list[str]) -> Table:
+    import httpx
+
+    from search.engine import MODES
+
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-c", _SERVER.format(index=str(index_dir), threads=args.threads,
+                                                                   port=port)],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        startup = _wait_until_up(base, server)
+        startup = time.perf_counter() - started if startup else float("nan")
+        table = Table(f"HTTP search, one uvicorn worker, {index_dir.name}",
+                      ["mode", "concurrency", "p50 ms", "p99 ms", "QPS"])
+        template = getattr(args, "http_search", None) or DEFAULT_SEARCH
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for mode in MODES:
+                def get(text, mode=mode):
+                    response = client.get(template.format(query=quote(text), mode=mode))
+                    response.raise_for_status()
+
+                for concurrency in (1, 8):
+                    latency = time_calls(get, texts * (2 if concurrency > 1 else 1), concurrency=concurrency)
+                    table.add(mode, concurrency, latency.p50, latency.p99, latency.qps)
+        table.notes.append(f"serve startup (process start to first answer): {startup:.2f} s; "
+                           f"load average {load_average()}")
+        return table
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _wait_until_up(base: str, server: subprocess.Popen, limit: float = 120) -> bool:
+    import httpx
+
+    deadline = time.perf_counter() + limit
+    while time.perf_counter() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited: {server.stderr.read().decode()[-2000:]}")
+        try:
+            httpx.get(base + "/", timeout=1)
+            return True
+        except httpx.TransportError:
+            time.sleep(0.05)
+    return False
