@@ -59,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("jsonl", "csv", "arxiv", "beir"), help="force the input format")
     p.add_argument("--strict", action="store_true", help="reject the whole run if any record is bad")
     p.add_argument("--batch-size", type=int, default=None, help="papers per model call (default 32)")
-    p.add_argument("--index-type", choices=("auto", "flat", "hnsw"), default=None,
-                   help="vector index structure (default auto: flat when small, HNSW when large)")
+    p.add_argument("--index-type", choices=("auto", "flat", "hnsw", "ivfpq"), default=None,
+                   help="vector index structure (default auto: flat when small, HNSW when large, "
+                        "compressed IVF-PQ from 1M papers)")
 
     p = command("search", "Rank papers by relevance to a free-text query.")
     p.add_argument("query", help="free text, e.g. 'lightweight OCR'")

@@ -139,10 +139,14 @@ class SearchEngine:
             allowed = np.setdiff1d(allowed, np.fromiter(exclude, dtype=np.int64))
             if len(allowed) == 0:
                 return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            if vectors.index_kind(index) == "ivfpq":
+                return vectors.search_refined(index, query, k, self.store.embeddings_by_rowid, allowed)
             return self._exact_subset(index, query, allowed, k)
         fetch = min(k + len(exclude), index.ntotal)
         if fetch == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if vectors.index_kind(index) == "ivfpq":  # compressed codes: re-score candidates exactly
+            return rank.clean(*vectors.search_refined(index, query, fetch, self.store.embeddings_by_rowid), exclude)
         scores, rowids = index.search(query, fetch)
         return rank.clean(rowids[0], scores[0], exclude)
 
