@@ -8,7 +8,7 @@ if the run dies first, the next open rebuilds it from the stored embeddings.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,8 +118,13 @@ class IndexWriter:
 
     # --- upsert and delete ----------------------------------------------------------------------
 
-    def upsert(self, papers: list[Paper], report: IndexReport) -> None:
-        """Store papers, embedding only those whose text (or model) changed."""
+    def upsert(self, papers: list[Paper], report: IndexReport,
+               precomputed: Mapping[str, np.ndarray] | None = None) -> None:
+        """Store papers, embedding only those whose text (or model) changed.
+
+        `precomputed` maps content hashes to vectors made elsewhere (the Ray path embeds on a
+        cluster); a paper whose hash it lacks is embedded here as usual.
+        """
         latest: dict[str, Paper] = {}
         for paper in papers:  # within one batch the last record of an id wins
             latest[paper.paper_id] = paper
@@ -140,12 +145,16 @@ class IndexWriter:
                 to_embed.append(item)
                 upserts.append(item)
         if to_embed:
+            report.embedded += len(to_embed)
+            for item in to_embed:
+                item.vector = (precomputed or {}).get(item.content_hash)
+            to_embed = [item for item in to_embed if item.vector is None]
+        if to_embed:
             started = time.perf_counter()
             matrix = self.embedder.encode([embed_text(u.paper) for u in to_embed], "document")
             report.encode_seconds += time.perf_counter() - started
             for item, vector in zip(to_embed, matrix):
                 item.vector = vector
-            report.embedded += len(to_embed)
         if upserts:
             self._apply(self.store.write(upserts))
             report.indexed += len(upserts)

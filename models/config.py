@@ -43,6 +43,9 @@ class Settings:
     max_body_bytes: int = 8 * 1024 * 1024
     # Threads the model runtime and FAISS may use; 0 means "the number of cores".
     threads: int = 0
+    # Ray cluster for `index --ray` without an address (RAY_ADDRESS, e.g. ray://head:10001);
+    # None starts a small local Ray.
+    ray_address: str | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -60,6 +63,8 @@ class Settings:
             values["cors_origins"] = tuple(origins)
         if env.get("PAPERSEARCH_THREADS"):
             values["threads"] = int(env["PAPERSEARCH_THREADS"])
+        if env.get("RAY_ADDRESS"):
+            values["ray_address"] = env["RAY_ADDRESS"]
         settings = cls(**values)
         clean = {k: v for k, v in overrides.items() if v is not None}
         if "index_dir" in clean:

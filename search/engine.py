@@ -107,6 +107,14 @@ class SearchEngine:
         exclude = set(self.store.rowids_for(wanted).values())
         return self._hits(*self._dense(query, limit + offset, filters, exclude), limit, offset)
 
+    def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None,
+                      exclude_ids: list[str] = ()) -> list[Hit]:
+        """The k papers nearest to a ready query vector, never `exclude_ids` (a shard answering a router)."""
+        if not 1 <= k <= self.settings.max_limit + 10_000:
+            raise InvalidQuery(f"k must be between 1 and {self.settings.max_limit + 10_000}, got {k}.")
+        exclude = set(self.store.rowids_for(list(exclude_ids)).values())
+        return self._hits(*self._dense(np.asarray(vector, dtype=np.float32), k, filters, exclude), k, 0)
+
     # --- internals ------------------------------------------------------------------------------
 
     def _check_query(self, query: str | None) -> str:
