@@ -15,7 +15,7 @@ from models.config import Settings, default_index_dir
 from models.errors import PaperSearchError
 
 EXAMPLES = {
-    "index": "papersearch index papers.jsonl --index ./my-index",
+    "index": "papersearch index papers.jsonl --index ./my-index   (on a cluster: --ray ray://head:10001)",
     "search": 'papersearch search "lightweight OCR" --index ./my-index --limit 5',
     "related": "papersearch related 2101.00001 --index ./my-index   (or --text 'pasted abstract')",
     "recommend": "papersearch recommend --positive ID1 ID2 --negative ID3 --index ./my-index",
@@ -25,6 +25,8 @@ EXAMPLES = {
     "check": "papersearch check --index ./my-index   (add --repair to fix what can be fixed)",
     "rebuild": "papersearch rebuild --index ./my-index --index-type hnsw",
     "serve": "papersearch serve --index ./my-index --port 8000   (or: papersearch serve --sample)",
+    "shards": "papersearch shards split --index ./big --out ./shards --count 2 && "
+              "papersearch shards search 'protein folding' --shard ./shards/shard-0 --shard ./shards/shard-1",
 }
 # Mirrors search.engine.MODES / DEFAULT_MODE; kept literal so `--help` never imports the engine.
 SEARCH_MODES = ("dense", "lexical", "hybrid")
@@ -67,11 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("jsonl", "csv", "arxiv", "beir"), help="force the input format")
     p.add_argument("--strict", action="store_true", help="reject the whole run if any record is bad")
     p.add_argument("--batch-size", type=int, default=None, help="papers per model call (default 32)")
-    p.add_argument("--index-type", choices=("auto", "flat", "hnsw"), default=None,
-                   help="vector index structure (default auto: flat when small, HNSW when large)")
     p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default=None,
                    help="encoder runtime: torch (sentence-transformers, default), onnx (same vectors, "
                         "faster on CPUs) or onnx-int8 (faster still, slightly different vectors)")
+    p.add_argument("--index-type", choices=("auto", "flat", "hnsw", "ivfpq"), default=None,
+                   help="vector index structure (default auto: flat when small, HNSW when large, "
+                        "compressed IVF-PQ from 1M papers)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="embed on a Ray cluster (needs the 'ray' extra): ADDRESS like ray://head:10001, "
+                        "else $RAY_ADDRESS, else a small local Ray")
+    p.add_argument("--replicas", type=int, default=None,
+                   help="with --ray: model replicas (default: one per GPU, else one per CPU)")
 
     p = command("search", "Rank papers by relevance to a free-text query.")
     p.add_argument("query", help="free text, e.g. 'lightweight OCR'")
@@ -101,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rebuild the derived parts (FAISS file, manifest) from the stored embeddings")
 
     p = command("rebuild", "Rebuild the FAISS file and manifest from the stored embeddings (no re-embedding).")
-    p.add_argument("--index-type", choices=("auto", "flat", "hnsw"), default=None,
+    p.add_argument("--index-type", choices=("auto", "flat", "hnsw", "ivfpq"), default=None,
                    help="switch the vector index structure while rebuilding")
 
     p = command("serve", "Serve the JSON API, the search page (/) and the widget (/widget.js) over HTTP.")
@@ -124,6 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", dest="eval_cache_dir", type=Path, default=None,
                    help="where built indexes are kept (default $PAPERSEARCH_CACHE or ~/.cache/papersearch/eval)")
     p.add_argument("--json", action="store_true", help="print one JSON object per mode")
+    p = command("shards", "Split an index into shards, search them, or serve them on Ray Serve.")
+    p.add_argument("action", choices=("split", "search", "serve"),
+                   help="split: --index into --count shards under --out; search QUERY / serve: over --shard dirs")
+    p.add_argument("query", nargs="?", help="with search: free text")
+    p.add_argument("--shard", dest="shard_dirs", action="append", type=Path, default=[], metavar="DIR",
+                   help="a shard index directory (repeat for each shard)")
+    p.add_argument("--out", type=Path, help="with split: directory to create shard-0, shard-1, ... in")
+    p.add_argument("--count", type=int, default=2, help="with split: number of shards (default 2)")
+    p.add_argument("--host", default="127.0.0.1", help="with serve: address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="with serve: port (default 8000)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="with serve: Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    _add_filters(p)
     return parser
 
 
@@ -172,6 +193,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     from indexer.build import estimate_records, index_file
 
     settings = _settings(args)
+    if args.ray is not None:
+        return _index_on_ray(args, settings)
     failed = 0
     for path in args.paths:
         bar = None
@@ -195,6 +218,27 @@ def cmd_index(args: argparse.Namespace) -> int:
         else:
             print(f"{path}: {report.summary()}", file=sys.stderr if args.quiet else sys.stdout)
         failed += bool(report.rejected)
+    return 0
+
+
+def _index_on_ray(args: argparse.Namespace, settings: Settings) -> int:
+    from indexer.distributed import RayOptions, index_files_ray
+
+    options = RayOptions(address=args.ray or None, replicas=args.replicas, quiet=args.quiet or args.json)
+    report, run = index_files_ray(settings, args.paths, fmt=args.format, options=options, strict=args.strict,
+                                  on_reject=lambda r: print(r, file=sys.stderr))
+    for line in report.duplicates:
+        print(line, file=sys.stderr)
+    if args.json:
+        print(json.dumps({"files": [str(p) for p in args.paths], "indexed": report.indexed,
+                          "unchanged": report.unchanged, "rejected": len(report.rejected),
+                          "embedded": report.embedded, "duplicates": len(report.duplicates),
+                          "seconds": round(report.seconds, 3),
+                          "ray": {"address": run.address, "replicas": run.replicas,
+                                  "gpus_per_replica": run.gpus_per_replica}}))
+    else:
+        print(f"{len(args.paths)} file(s) on Ray ({run.address}, {run.replicas} replica(s)): {report.summary()}",
+              file=sys.stderr if args.quiet else sys.stdout)
     return 0
 
 
@@ -331,9 +375,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(_settings(args), host=args.host, port=args.port, sample=args.sample, quiet=args.quiet)
 
 
+def cmd_shards(args: argparse.Namespace) -> int:
+    if args.action == "split":
+        from indexer.split import split_index
+
+        if args.out is None:
+            raise PaperSearchError("shards split needs --out DIR. Example: " + EXAMPLES["shards"])
+        targets = [args.out / f"shard-{number}" for number in range(args.count)]
+        counts = split_index(_settings(args).index_dir, targets)
+        for target, count in zip(targets, counts, strict=True):
+            print(json.dumps({"shard": str(target), "papers": count}) if args.json else f"{target}: {count} papers")
+        return 0
+    if len(args.shard_dirs) < 1:
+        raise PaperSearchError("Name the shards with --shard DIR (once per shard). Example: " + EXAMPLES["shards"])
+    if args.action == "search":
+        from search.shards import ShardRouter
+
+        if not args.query:
+            raise PaperSearchError("shards search needs a query. Example: " + EXAMPLES["shards"])
+        router = ShardRouter.open_local(args.shard_dirs, settings=_settings(args))
+        try:
+            _print_hits(router.search(args.query, limit=args.limit, offset=args.offset, filters=_filters(args)),
+                        args.json)
+        finally:
+            router.close()
+        return 0
+    from indexer.distributed import RayOptions, connect
+
+    connect(RayOptions(address=args.ray or None, quiet=False), _settings(args))
+    from api import ray_serve
+
+    print(f"serving {len(args.shard_dirs)} shard(s) on http://{args.host}:{args.port}/search?q=...", file=sys.stderr)
+    ray_serve.run(args.shard_dirs, host=args.host, port=args.port, model=args.model)
+    return 0
+
+
 COMMANDS = {"index": cmd_index, "search": cmd_search, "related": cmd_related, "recommend": cmd_recommend,
             "delete": cmd_delete, "info": cmd_info, "check": cmd_check, "rebuild": cmd_rebuild,
-            "serve": cmd_serve, "eval": cmd_eval}
+            "serve": cmd_serve, "eval": cmd_eval, "shards": cmd_shards}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,15 +159,18 @@ class IndexWriter:
 
     # --- upsert and delete ----------------------------------------------------------------------
 
-    def upsert(self, papers: list[Paper], report: IndexReport) -> None:
+    def upsert(self, papers: list[Paper], report: IndexReport,
+               precomputed: Mapping[str, np.ndarray] | None = None) -> None:
         """Store papers, embedding only those whose text (or model) changed."""
-        self.commit(self.prepare(papers, report), report)
+        self.commit(self.prepare(papers, report, precomputed), report)
 
-    def prepare(self, papers: list[Paper], report: IndexReport) -> list[Upsert]:
+    def prepare(self, papers: list[Paper], report: IndexReport,
+                precomputed: Mapping[str, np.ndarray] | None = None) -> list[Upsert]:
         """The slow half of `upsert`: hash and embed what changed, writing nothing.
 
         The API embeds here while searches go on, then commits and swaps in the new generation
-        in one short exclusive step.
+        in one short exclusive step. `precomputed` maps content hashes to vectors made elsewhere
+        (the Ray path embeds on a cluster); a paper whose hash it lacks is embedded here as usual.
         """
         latest: dict[str, Paper] = {}
         for paper in papers:  # within one batch the last record of an id wins
@@ -189,12 +192,16 @@ class IndexWriter:
                 to_embed.append(item)
                 upserts.append(item)
         if to_embed:
+            report.embedded += len(to_embed)
+            for item in to_embed:
+                item.vector = (precomputed or {}).get(item.content_hash)
+            to_embed = [item for item in to_embed if item.vector is None]
+        if to_embed:
             started = time.perf_counter()
             matrix = self.embedder.encode([embed_text(u.paper) for u in to_embed], "document")
             report.encode_seconds += time.perf_counter() - started
             for item, vector in zip(to_embed, matrix):
                 item.vector = vector
-            report.embedded += len(to_embed)
         return upserts
 
     def commit(self, upserts: list[Upsert], report: IndexReport) -> None:

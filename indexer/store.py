@@ -428,6 +428,36 @@ class IndexStore:
             yield rowids, matrix.reshape(len(rows), dimension)
             last = int(rowids[-1])
 
+    def sample_embeddings(self, size: int) -> np.ndarray:
+        """About `size` stored vectors spread evenly over the index (every n-th row), for training."""
+        stride = max(1, self.count() // max(size, 1))
+        parts = [matrix[rowids % stride == 0] for rowids, matrix in self.iter_embeddings()]
+        sample = np.concatenate(parts) if parts else np.zeros((0, self.model.dimension), np.float32)
+        return sample[:size]
+
+    def embeddings_by_rowid(self, rowids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(found rowids, their stored vectors) for FAISS ids; rows deleted meanwhile are skipped."""
+        found: list[int] = []
+        blobs: list[bytes] = []
+        for chunk in _chunks([int(r) for r in rowids], 500):
+            marks = ",".join("?" * len(chunk))
+            for rowid, blob in self._db.execute(f"SELECT rowid, embedding FROM papers WHERE rowid IN ({marks})", chunk):
+                found.append(rowid)
+                blobs.append(blob)
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(found), self.model.dimension)
+        return np.array(found, dtype=np.int64), matrix
+
+    def iter_content_hashes(self, chunk_size: int = 50_000) -> Iterator[list[tuple[str, str]]]:
+        """Chunks of (paper_id, content hash) over the whole index, in rowid order."""
+        last = -1
+        while True:
+            rows = self._db.execute("SELECT rowid, paper_id, content_hash FROM papers WHERE rowid > ? "
+                                    "ORDER BY rowid LIMIT ?", (last, chunk_size)).fetchall()
+            if not rows:
+                return
+            yield [(r[1], r[2]) for r in rows]
+            last = rows[-1][0]
+
     def iter_papers(self, chunk_size: int = 5_000) -> Iterator[tuple[int, Paper]]:
         """(rowid, Paper) over the whole index, in rowid order."""
         last = -1
@@ -548,8 +578,11 @@ class IndexStore:
     @_db_errors
     def build_vector_index(self) -> faiss.Index:
         """A fresh FAISS index from the stored embeddings (no model needed)."""
-        kind = vectors.resolve_index_type(self.index_type, self.count())
-        index = vectors.new_index(kind, self.model.dimension)
+        count = self.count()
+        kind = vectors.resolve_index_type(self.index_type, count)
+        index = vectors.new_index(kind, self.model.dimension, count)
+        if not index.is_trained and count:  # IVF-PQ: lists and codebooks come from a sample
+            vectors.train(index, self.sample_embeddings(vectors.training_size(index, count)))
         for rowids, matrix in self.iter_embeddings():
             index.add_with_ids(matrix, rowids)
         return index

@@ -53,6 +53,9 @@ class Settings:
     threads: int = 0
     # Where `papersearch eval` keeps the indexes it builds, one per corpus and model.
     eval_cache_dir: Path = field(default_factory=default_eval_cache_dir)
+    # Ray cluster for `index --ray` without an address (RAY_ADDRESS, e.g. ray://head:10001);
+    # None starts a small local Ray.
+    ray_address: str | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -72,6 +75,8 @@ class Settings:
             values["eval_cache_dir"] = Path(env["PAPERSEARCH_CACHE"])
         if env.get("PAPERSEARCH_THREADS"):
             values["threads"] = int(env["PAPERSEARCH_THREADS"])
+        if env.get("RAY_ADDRESS"):
+            values["ray_address"] = env["RAY_ADDRESS"]
         settings = cls(**values)
         clean = {k: v for k, v in overrides.items() if v is not None}
         for key in ("index_dir", "eval_cache_dir"):

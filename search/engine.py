@@ -216,6 +216,14 @@ class SearchEngine:
         exclude = set(self.store.rowids_for(wanted).values())
         return self._hits(*self._dense(query, limit + offset, filters, exclude), limit, offset)
 
+    def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None,
+                      exclude_ids: list[str] = ()) -> list[Hit]:
+        """The k papers nearest to a ready query vector, never `exclude_ids` (a shard answering a router)."""
+        if not 1 <= k <= self.settings.max_limit + 10_000:
+            raise InvalidQuery(f"k must be between 1 and {self.settings.max_limit + 10_000}, got {k}.")
+        exclude = set(self.store.rowids_for(list(exclude_ids)).values())
+        return self._hits(*self._dense(np.asarray(vector, dtype=np.float32), k, filters, exclude), k, 0)
+
     # --- internals ------------------------------------------------------------------------------
 
     def _check_query(self, query: str | None) -> str:
@@ -286,10 +294,14 @@ class SearchEngine:
             allowed = np.setdiff1d(allowed, np.fromiter(exclude, dtype=np.int64))
             if len(allowed) == 0:
                 return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            if vectors.index_kind(index) == "ivfpq":
+                return vectors.search_refined(index, query, k, self.store.embeddings_by_rowid, allowed)
             return self._exact_subset(index, query, allowed, k)
         fetch = min(k + len(exclude), index.ntotal)
         if fetch == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if vectors.index_kind(index) == "ivfpq":  # compressed codes: re-score candidates exactly
+            return rank.clean(*vectors.search_refined(index, query, fetch, self.store.embeddings_by_rowid), exclude)
         scores, rowids = index.search(query, fetch)
         return rank.clean(rowids[0], scores[0], exclude)
 
