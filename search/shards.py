@@ -5,6 +5,9 @@ An index larger than one machine's RAM is split by paper id into shard indexes
 process holding a `SearchEngine`). The router encodes the query once, sends the vector to every
 shard, and merges. With exact (flat) shards the merged top-k equals the single index's: the
 global top k is always inside the union of the shards' top k.
+
+Sharded search is dense: cosine scores mean the same on every shard. BM25 scores do not (each
+shard has its own term statistics), so lexical and hybrid ranking stay single-index features.
 """
 
 from __future__ import annotations

@@ -112,15 +112,16 @@ def assert_same_hits(got: list[Hit], want: list[Hit]) -> None:
 
 @pytest.mark.parametrize("query", QUERIES)
 def test_two_shards_rank_like_the_single_index(sample_router, sample_engine, query):
-    assert_same_hits(sample_router.search(query, limit=24), sample_engine.search(query, limit=24))
-    assert_same_hits(sample_router.search(query, limit=5, offset=3), sample_engine.search(query, limit=5, offset=3))
+    assert_same_hits(sample_router.search(query, limit=24), sample_engine.search(query, limit=24, mode="dense"))
+    assert_same_hits(sample_router.search(query, limit=5, offset=3),
+                     sample_engine.search(query, limit=5, offset=3, mode="dense"))
 
 
 def test_two_shards_filter_relate_and_recommend_like_the_single_index(sample_router, sample_engine):
-    ids = [h.paper.paper_id for h in sample_engine.search("protein folding", limit=24)]
+    ids = [h.paper.paper_id for h in sample_engine.search("protein folding", limit=24, mode="dense")]
     filters = Filters(year_from=2022)
     assert_same_hits(sample_router.search("OCR", limit=10, filters=filters),
-                     sample_engine.search("OCR", limit=10, filters=filters))
+                     sample_engine.search("OCR", limit=10, filters=filters, mode="dense"))
     assert_same_hits(sample_router.related(ids[0], limit=10), sample_engine.related(ids[0], limit=10))
     assert ids[0] not in [h.paper.paper_id for h in sample_router.related(ids[0], limit=23)]
     assert_same_hits(sample_router.recommend(ids[:2], ids[-1:], limit=10),
@@ -137,7 +138,7 @@ def test_cli_split_and_search(tmp_path, sample_index_dir, sample_engine, capsys)
     shards = [arg for n in range(3) for arg in ("--shard", str(tmp_path / f"shard-{n}"))]
     assert main(["shards", "search", "protein folding", *shards, "--json", "--limit", "5"]) == 0
     got = [json.loads(line)["paper_id"] for line in capsys.readouterr().out.splitlines()]
-    assert got == [h.paper.paper_id for h in sample_engine.search("protein folding", limit=5)]
+    assert got == [h.paper.paper_id for h in sample_engine.search("protein folding", limit=5, mode="dense")]
     assert main(["shards", "search", "protein folding"]) == 1
     assert "--shard DIR" in capsys.readouterr().err
 
@@ -155,7 +156,7 @@ def test_three_shards_rank_like_the_single_index_on_scifact(tmp_path, scifact_re
     engine = SearchEngine.open(Settings(index_dir=scifact_reference), encoder=embedder)
     try:
         for query in queries:
-            assert_same_hits(router.search(query, limit=10), engine.search(query, limit=10))
+            assert_same_hits(router.search(query, limit=10), engine.search(query, limit=10, mode="dense"))
     finally:
         router.close()
         engine.close()
@@ -181,7 +182,7 @@ def test_ray_serve_shards_answer_like_the_single_index(ray_local, sample_shards,
         with httpx.Client(base_url=base, timeout=120) as client:
             for query in QUERIES[:3]:
                 body = client.get("/search", params={"q": query, "limit": 10}).json()
-                want = sample_engine.search(query, limit=10)
+                want = sample_engine.search(query, limit=10, mode="dense")
                 assert [r["paper_id"] for r in body["results"]] == [h.paper.paper_id for h in want]
                 np.testing.assert_allclose([r["score"] for r in body["results"]], [h.score for h in want],
                                            atol=1e-5)
