@@ -211,6 +211,9 @@ def quantize(folder: Path) -> Path:
     try:
         quantize_dynamic(str(folder / VARIANT_FILES["onnx"]), tmp, per_channel=True, reduce_range=True,
                          weight_type=QuantType.QInt8)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it owner-only; the fp32 file is not
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
