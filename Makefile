@@ -23,8 +23,15 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ) || \
 	  echo "chromium not installed: browser tests will be skipped"
 
-# Main job: index the bundled sample corpus and search it.
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+# Main job: serve the bundled sample corpus (indexed on first start) with the page, API and widget.
 run: install
+	papersearch serve --sample --index $(INDEX) --host $(HOST) --port $(PORT)
+
+# The same corpus from the command line, without a server.
+search: install
 	papersearch index --index $(INDEX) indexer/sample/papers.jsonl
 	papersearch search "lightweight OCR" --index $(INDEX) --limit 5
 

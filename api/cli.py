@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,13 +15,22 @@ from models.config import Settings, default_index_dir
 from models.errors import PaperSearchError
 
 EXAMPLES = {
-    "index": "papersearch index papers.jsonl --index ./my-index",
+    "index": "papersearch index papers.jsonl --index ./my-index   (on a cluster: --ray ray://head:10001)",
     "search": 'papersearch search "lightweight OCR" --index ./my-index --limit 5',
     "related": "papersearch related 2101.00001 --index ./my-index   (or --text 'pasted abstract')",
     "recommend": "papersearch recommend --positive ID1 ID2 --negative ID3 --index ./my-index",
     "delete": "papersearch delete ID1 ID2 --index ./my-index",
     "info": "papersearch info --index ./my-index",
+    "eval": "papersearch eval ../shared/data/scifact --split test --mode dense lexical hybrid",
+    "check": "papersearch check --index ./my-index   (add --repair to fix what can be fixed)",
+    "rebuild": "papersearch rebuild --index ./my-index --index-type hnsw",
+    "serve": "papersearch serve --index ./my-index --port 8000   (or: papersearch serve --sample)",
+    "shards": "papersearch shards split --index ./big --out ./shards --count 2 && "
+              "papersearch shards search 'protein folding' --shard ./shards/shard-0 --shard ./shards/shard-1",
 }
+# Mirrors search.engine.MODES / DEFAULT_MODE; kept literal so `--help` never imports the engine.
+SEARCH_MODES = ("dense", "lexical", "hybrid")
+DEFAULT_SEARCH_MODE = "hybrid"
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -59,15 +69,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("jsonl", "csv", "arxiv", "beir"), help="force the input format")
     p.add_argument("--strict", action="store_true", help="reject the whole run if any record is bad")
     p.add_argument("--batch-size", type=int, default=None, help="papers per model call (default 32)")
-    p.add_argument("--index-type", choices=("auto", "flat", "hnsw"), default=None,
-                   help="vector index structure (default auto: flat when small, HNSW when large)")
     p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default=None,
                    help="encoder runtime: torch (sentence-transformers, default), onnx (same vectors, "
                         "faster on CPUs) or onnx-int8 (faster still, slightly different vectors)")
+    p.add_argument("--index-type", choices=("auto", "flat", "hnsw", "ivfpq"), default=None,
+                   help="vector index structure (default auto: flat when small, HNSW when large, "
+                        "compressed IVF-PQ from 1M papers)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="embed on a Ray cluster (needs the 'ray' extra): ADDRESS like ray://head:10001, "
+                        "else $RAY_ADDRESS, else a small local Ray")
+    p.add_argument("--replicas", type=int, default=None,
+                   help="with --ray: model replicas (default: one per GPU, else one per CPU)")
 
     p = command("search", "Rank papers by relevance to a free-text query.")
     p.add_argument("query", help="free text, e.g. 'lightweight OCR'")
-    p.add_argument("--mode", default="dense", help="ranking: dense")
+    p.add_argument("--mode", choices=SEARCH_MODES, default=DEFAULT_SEARCH_MODE,
+                   help="ranking: dense (embeddings), lexical (BM25) or hybrid (both fused; default)")
+    p.add_argument("--no-snippets", dest="snippets", action="store_false",
+                   help="leave out the matching abstract sentences")
     _add_filters(p)
 
     p = command("related", "Papers related to a stored paper (by id) or to a pasted abstract (--text).")
@@ -84,6 +103,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paper_ids", nargs="+", metavar="ID")
 
     command("info", "Show what an index holds: papers, model, dimension, index type, size on disk.")
+
+    p = command("check", "Verify that records, embeddings, model, FAISS file and manifest agree.")
+    p.add_argument("--repair", action="store_true",
+                   help="rebuild the derived parts (FAISS file, manifest) from the stored embeddings")
+
+    p = command("rebuild", "Rebuild the FAISS file and manifest from the stored embeddings (no re-embedding).")
+    p.add_argument("--index-type", choices=("auto", "flat", "hnsw", "ivfpq"), default=None,
+                   help="switch the vector index structure while rebuilding")
+
+    p = command("serve", "Serve the JSON API, the search page (/) and the widget (/widget.js) over HTTP.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--sample", action="store_true",
+                   help="if the index directory holds no index yet, build it from the bundled 24-paper sample")
+
+    p = sub.add_parser("eval", help="Measure ranking quality on a BEIR-layout data set.",
+                       description="Build (or reuse, keyed by corpus and model) an index of a BEIR-layout data "
+                                   "set (corpus.jsonl[.gz], queries.jsonl[.gz], qrels/SPLIT.tsv) under "
+                                   "$PAPERSEARCH_CACHE (default ~/.cache/papersearch/eval), run every judged "
+                                   "query and print nDCG@10, Recall@100, MRR@10 and mean query latency.",
+                       epilog=f"Example: {EXAMPLES['eval']}")
+    p.add_argument("dataset_dir", type=Path, metavar="DATASET_DIR", help="folder in BEIR layout")
+    p.add_argument("--split", default="test", help="qrels split to score (default test)")
+    p.add_argument("--mode", nargs="+", choices=SEARCH_MODES, default=list(SEARCH_MODES),
+                   help="one or more rankings to score (default: all three)")
+    p.add_argument("--model", default=None, help="sentence-transformers model name or path (default bundled MiniLM)")
+    p.add_argument("--cache", dest="eval_cache_dir", type=Path, default=None,
+                   help="where built indexes are kept (default $PAPERSEARCH_CACHE or ~/.cache/papersearch/eval)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per mode")
+    p = command("shards", "Split an index into shards, search them, or serve them on Ray Serve.")
+    p.add_argument("action", choices=("split", "search", "serve"),
+                   help="split: --index into --count shards under --out; search QUERY / serve: over --shard dirs")
+    p.add_argument("query", nargs="?", help="with search: free text")
+    p.add_argument("--shard", dest="shard_dirs", action="append", type=Path, default=[], metavar="DIR",
+                   help="a shard index directory (repeat for each shard)")
+    p.add_argument("--out", type=Path, help="with split: directory to create shard-0, shard-1, ... in")
+    p.add_argument("--count", type=int, default=2, help="with split: number of shards (default 2)")
+    p.add_argument("--host", default="127.0.0.1", help="with serve: address to listen on")
+    p.add_argument("--port", type=int, default=8000, help="with serve: port (default 8000)")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="with serve: Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    _add_filters(p)
     return parser
 
 
@@ -113,6 +174,16 @@ def _print_hits(hits, as_json: bool) -> None:
         facts = " · ".join(x for x in (str(paper.year or ""), " ".join(paper.categories), authors) if x)
         print(f"{hit.rank:>3}. [{hit.score:.3f}] {paper.title}")
         print(f"     {paper.paper_id}" + (f" · {facts}" if facts else ""))
+        if hit.snippet:
+            print(f"     {_terminal_snippet(hit.snippet)}")
+
+
+def _terminal_snippet(snippet_html: str) -> str:
+    """A hit's HTML snippet for a terminal: marks in bold on a tty, plain text otherwise."""
+    import html
+
+    bold, plain = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
+    return html.unescape(snippet_html.replace("<mark>", bold).replace("</mark>", plain))
 
 
 # --- subcommands --------------------------------------------------------------------------------
@@ -122,6 +193,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     from indexer.build import estimate_records, index_file
 
     settings = _settings(args)
+    if args.ray is not None:
+        return _index_on_ray(args, settings)
     failed = 0
     for path in args.paths:
         bar = None
@@ -148,6 +221,27 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _index_on_ray(args: argparse.Namespace, settings: Settings) -> int:
+    from indexer.distributed import RayOptions, index_files_ray
+
+    options = RayOptions(address=args.ray or None, replicas=args.replicas, quiet=args.quiet or args.json)
+    report, run = index_files_ray(settings, args.paths, fmt=args.format, options=options, strict=args.strict,
+                                  on_reject=lambda r: print(r, file=sys.stderr))
+    for line in report.duplicates:
+        print(line, file=sys.stderr)
+    if args.json:
+        print(json.dumps({"files": [str(p) for p in args.paths], "indexed": report.indexed,
+                          "unchanged": report.unchanged, "rejected": len(report.rejected),
+                          "embedded": report.embedded, "duplicates": len(report.duplicates),
+                          "seconds": round(report.seconds, 3),
+                          "ray": {"address": run.address, "replicas": run.replicas,
+                                  "gpus_per_replica": run.gpus_per_replica}}))
+    else:
+        print(f"{len(args.paths)} file(s) on Ray ({run.address}, {run.replicas} replica(s)): {report.summary()}",
+              file=sys.stderr if args.quiet else sys.stdout)
+    return 0
+
+
 def _open_engine(args: argparse.Namespace):
     from search.engine import SearchEngine
 
@@ -157,7 +251,7 @@ def _open_engine(args: argparse.Namespace):
 def cmd_search(args: argparse.Namespace) -> int:
     engine = _open_engine(args)
     _print_hits(engine.search(args.query, limit=args.limit, offset=args.offset, filters=_filters(args),
-                              mode=args.mode), args.json)
+                              mode=args.mode, snippets=args.snippets), args.json)
     return 0
 
 
@@ -221,12 +315,112 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from search.evaluate import evaluate
+
+    settings = Settings.from_env(model=args.model, eval_cache_dir=args.eval_cache_dir)
+    reports = evaluate(args.dataset_dir, settings, split=args.split, modes=tuple(dict.fromkeys(args.mode)))
+    if args.json:
+        for report in reports:
+            print(json.dumps(report.to_dict()))
+        return 0
+    first = reports[0]
+    print(f"{first.dataset} / {first.split}: {first.queries} judged queries, model {first.model}")
+    print(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>8} {'MRR@10':>8} {'ms/query':>9}")
+    for report in reports:
+        print(f"{report.mode:<8} {report.ndcg_at_10:>8.4f} {report.recall_at_100:>8.4f} "
+              f"{report.mrr_at_10:>8.4f} {report.mean_latency_ms:>9.1f}")
+    print(f"index: {first.index_dir}")
+    return 0
+
+
+def _print_check(report, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return 0 if report.ok else 1
+    for line in report.repaired:
+        print(f"repaired: {line}")
+    if report.papers is not None:
+        print(f"{report.directory}: {report.papers} papers, generation {report.generation}, model {report.model}")
+    for problem in report.problems:
+        fix = "repairable" if problem.repairable else "not repairable here"
+        print(f"problem [{problem.part}] {problem.message} ({fix})")
+    if report.ok:
+        print("OK: records, embeddings, model, vectors and manifest agree.")
+        return 0
+    fixable = sum(p.repairable for p in report.problems)
+    hint = f" 'papersearch check --repair --index {report.directory}' can fix {fixable}." if fixable else ""
+    print(f"{len(report.problems)} problem(s).{hint}", file=sys.stderr)
+    return 1
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from indexer.check import check_index, repair_index
+
+    directory = _settings(args).index_dir
+    report = repair_index(directory) if args.repair else check_index(directory)
+    return _print_check(report, args.json)
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from indexer.check import repair_index
+
+    report = repair_index(_settings(args).index_dir, force=True, index_type=args.index_type)
+    return _print_check(report, args.json)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.server import serve
+
+    return serve(_settings(args), host=args.host, port=args.port, sample=args.sample, quiet=args.quiet)
+
+
+def cmd_shards(args: argparse.Namespace) -> int:
+    if args.action == "split":
+        from indexer.split import split_index
+
+        if args.out is None:
+            raise PaperSearchError("shards split needs --out DIR. Example: " + EXAMPLES["shards"])
+        targets = [args.out / f"shard-{number}" for number in range(args.count)]
+        counts = split_index(_settings(args).index_dir, targets)
+        for target, count in zip(targets, counts, strict=True):
+            print(json.dumps({"shard": str(target), "papers": count}) if args.json else f"{target}: {count} papers")
+        return 0
+    if len(args.shard_dirs) < 1:
+        raise PaperSearchError("Name the shards with --shard DIR (once per shard). Example: " + EXAMPLES["shards"])
+    if args.action == "search":
+        from search.shards import ShardRouter
+
+        if not args.query:
+            raise PaperSearchError("shards search needs a query. Example: " + EXAMPLES["shards"])
+        router = ShardRouter.open_local(args.shard_dirs, settings=_settings(args))
+        try:
+            _print_hits(router.search(args.query, limit=args.limit, offset=args.offset, filters=_filters(args)),
+                        args.json)
+        finally:
+            router.close()
+        return 0
+    from indexer.distributed import RayOptions, connect
+
+    connect(RayOptions(address=args.ray or None, quiet=False), _settings(args))
+    from api import ray_serve
+
+    print(f"serving {len(args.shard_dirs)} shard(s) on http://{args.host}:{args.port}/search?q=...", file=sys.stderr)
+    ray_serve.run(args.shard_dirs, host=args.host, port=args.port, model=args.model)
+    return 0
+
+
 COMMANDS = {"index": cmd_index, "search": cmd_search, "related": cmd_related, "recommend": cmd_recommend,
-            "delete": cmd_delete, "info": cmd_info}
+            "delete": cmd_delete, "info": cmd_info, "check": cmd_check, "rebuild": cmd_rebuild,
+            "serve": cmd_serve, "eval": cmd_eval, "shards": cmd_shards}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    # FAISS and torch each keep an OpenMP pool whose idle threads spin by default; on a few shared
+    # cores they steal each other's time (single-query search measured ~10x slower). Must be set
+    # before either library loads, which the subcommands do lazily.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

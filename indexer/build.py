@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from indexer import vectors
 from indexer.ingest import Parsed, Rejection, count_lines, read_papers
+from indexer.lexical import LexicalWriter
 from indexer.store import IndexStore, Upsert, WriteLock, onnx_export_dir
 from models.config import DEFAULT_MODEL, Settings
 from models.embedder import Embedder, create_embedder, model_fingerprint
@@ -76,6 +77,7 @@ class IndexWriter:
         self._index = None
         self._index_generation = -1
         self._dirty = False
+        self._lexical: LexicalWriter | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -118,6 +120,10 @@ class IndexWriter:
                     self.store.set_index_type(self.settings.index_type)
                     self._dirty = True
             self._index, self._index_generation = self.store.load_vector_index()
+            self._lexical = LexicalWriter(self.directory, self.store).open()  # rebuilt here if stale
+            # A missing, stale or damaged file was rebuilt in memory: save it even if nothing changes.
+            self._dirty = self._dirty or self.store.vector_file_problem is not None
+            self.store.remove_temp_files()  # from a run killed while saving; we hold the lock
         except BaseException:
             vectors.set_threads(self._faiss_threads)
             self._lock.__exit__(None, None, None)
@@ -130,6 +136,8 @@ class IndexWriter:
                 self.flush()
                 if exc_type is None:
                     self.ensure_query_export()  # any write session (CLI or API) leaves one behind
+                if self._lexical is not None:
+                    self._lexical.close()
                 self.store.close()
         finally:
             vectors.set_threads(self._faiss_threads)  # a server's searches keep their own bound
@@ -151,8 +159,19 @@ class IndexWriter:
 
     # --- upsert and delete ----------------------------------------------------------------------
 
-    def upsert(self, papers: list[Paper], report: IndexReport) -> None:
+    def upsert(self, papers: list[Paper], report: IndexReport,
+               precomputed: Mapping[str, np.ndarray] | None = None) -> None:
         """Store papers, embedding only those whose text (or model) changed."""
+        self.commit(self.prepare(papers, report, precomputed), report)
+
+    def prepare(self, papers: list[Paper], report: IndexReport,
+                precomputed: Mapping[str, np.ndarray] | None = None) -> list[Upsert]:
+        """The slow half of `upsert`: hash and embed what changed, writing nothing.
+
+        The API embeds here while searches go on, then commits and swaps in the new generation
+        in one short exclusive step. `precomputed` maps content hashes to vectors made elsewhere
+        (the Ray path embeds on a cluster); a paper whose hash it lacks is embedded here as usual.
+        """
         latest: dict[str, Paper] = {}
         for paper in papers:  # within one batch the last record of an id wins
             latest[paper.paper_id] = paper
@@ -173,12 +192,20 @@ class IndexWriter:
                 to_embed.append(item)
                 upserts.append(item)
         if to_embed:
+            report.embedded += len(to_embed)
+            for item in to_embed:
+                item.vector = (precomputed or {}).get(item.content_hash)
+            to_embed = [item for item in to_embed if item.vector is None]
+        if to_embed:
             started = time.perf_counter()
             matrix = self.embedder.encode([embed_text(u.paper) for u in to_embed], "document")
             report.encode_seconds += time.perf_counter() - started
             for item, vector in zip(to_embed, matrix):
                 item.vector = vector
-            report.embedded += len(to_embed)
+        return upserts
+
+    def commit(self, upserts: list[Upsert], report: IndexReport) -> None:
+        """The quick half of `upsert`: write prepared papers in one transaction."""
         if upserts:
             self._apply(self.store.write(upserts))
             report.indexed += len(upserts)
@@ -195,6 +222,10 @@ class IndexWriter:
                                      np.array(result.added_rowids, dtype=np.int64), added):
             self._index = self.store.build_vector_index()
         self._dirty = True
+        # Committed per write, right after SQLite's commit: readers see new papers in both
+        # indexes at once, and a crash in between leaves a stale sidecar, so a rebuild.
+        self._lexical.apply(result)
+        self._lexical.commit()
 
 
 # --- whole files ------------------------------------------------------------------------------------
@@ -203,6 +234,31 @@ class IndexWriter:
 def validate_file(path: Path, fmt: str | None = None) -> list[Rejection]:
     """Every rejection a file would produce, without writing anything (for --strict)."""
     return [item for item in read_papers(path, fmt) if isinstance(item, Rejection)]
+
+
+def scan_file(path: Path, fmt: str | None = None) -> tuple[list[Rejection], dict[str, list]]:
+    """One read-only pass: the rejections, and for each repeated id [occurrences, last location].
+
+    Knowing the repeats up front lets the write pass skip all but the last record of an id. Without
+    it a rerun after a crash would re-embed the earlier record (its text differs from the stored
+    later one) and then the later one again, and readers would briefly see the earlier text.
+    """
+    rejected: list[Rejection] = []
+    seen: set[str] = set()
+    repeats: dict[str, list] = {}
+    for item in read_papers(path, fmt):
+        if isinstance(item, Rejection):
+            rejected.append(item)
+            continue
+        pid = item.paper.paper_id
+        if pid not in seen:
+            seen.add(pid)
+        elif pid in repeats:
+            repeats[pid][0] += 1
+            repeats[pid][1] = item.location
+        else:
+            repeats[pid] = [2, item.location]
+    return rejected, repeats
 
 
 def index_file(settings: Settings, path: str | Path, fmt: str | None = None, strict: bool = False,
@@ -215,13 +271,11 @@ def index_file(settings: Settings, path: str | Path, fmt: str | None = None, str
     path = Path(path)
     report = IndexReport()
     started = time.perf_counter()
-    if strict:
-        rejected = validate_file(path, fmt)
-        if rejected:
-            report.rejected = rejected
-            shown = "\n".join(str(r) for r in rejected[:20])
-            raise InvalidInput(f"{shown}\n--strict: {len(rejected)} record(s) rejected; the index was not changed.")
-    seen: dict[str, str] = {}
+    rejected, repeats = scan_file(path, fmt)
+    if strict and rejected:
+        report.rejected = rejected
+        shown = "\n".join(str(r) for r in rejected[:20])
+        raise InvalidInput(f"{shown}\n--strict: {len(rejected)} record(s) rejected; the index was not changed.")
     batch: list[Paper] = []
     with IndexWriter(settings, embedder=embedder) as writer:
         for item in read_papers(path, fmt):
@@ -231,10 +285,12 @@ def index_file(settings: Settings, path: str | Path, fmt: str | None = None, str
                     on_reject(item)
                 continue
             pid = item.paper.paper_id
-            if pid in seen:
-                report.duplicates.append(f"{item.location}: duplicate id {pid!r} (first at {seen[pid]}); the last one wins")
-            else:
-                seen[pid] = item.location
+            repeat = repeats.get(pid)
+            if repeat and repeat[0] > 1:  # a later record with this id follows and wins
+                repeat[0] -= 1
+                report.duplicates.append(f"{item.location}: duplicate id {pid!r}; skipped, the last record "
+                                         f"with this id wins ({repeat[1]})")
+                continue
             batch.append(item.paper)
             if len(batch) >= WRITE_BATCH:
                 writer.upsert(batch, report)

@@ -40,6 +40,13 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _AUTHOR_SPLIT = re.compile(r"\s*;\s*|\s*,\s*(?:and\s+)?|\s+and\s+")
 _CATEGORY_SPLIT = re.compile(r"[\s,;]+")
 _YEAR_IN_TEXT = re.compile(r"\b(1[5-9]\d\d|2[0-2]\d\d)\b")
+# JSON may spell lone UTF-16 surrogates ("\ud800"); they are not text, SQLite and the tokenizer
+# refuse them, so they become U+FFFD like any other undecodable character.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Deeper records are junk, and serialising them again later could hit Python's recursion limit.
+_MAX_NESTING = 64
+# Abstracts are stored whole, so a CSV field may be far longer than the csv module's 128 KiB default.
+_CSV_FIELD_LIMIT = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -95,8 +102,8 @@ def detect_format(path: Path) -> str:
         if not text:
             continue
         try:
-            first = json.loads(text)
-        except ValueError:
+            first = json.loads(text, parse_constant=lambda name: None)
+        except (ValueError, RecursionError):
             break
         if not isinstance(first, dict):
             break
@@ -128,9 +135,13 @@ def _json_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str 
         if not text:
             continue
         try:
-            record = json.loads(text)
-        except ValueError as exc:
+            # NaN/Infinity are not JSON, but some dumps write them for "missing": read them as null.
+            record = json.loads(text, parse_constant=lambda name: None)
+        except json.JSONDecodeError as exc:
             yield location, None, f"malformed JSON ({exc.msg} at column {exc.colno})"
+            continue
+        except (ValueError, RecursionError) as exc:  # e.g. a 5000-digit number, or [[[[...]]]]
+            yield location, None, f"unreadable JSON ({str(exc)[:80] or type(exc).__name__})"
             continue
         if not isinstance(record, dict):
             yield location, None, f"expected a JSON object, got {type(record).__name__}"
@@ -139,21 +150,31 @@ def _json_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str 
 
 
 def _csv_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
     with _open_binary(path) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="strict", newline="")
+        # surrogateescape keeps reading past a bad byte; the row holding it is rejected below.
+        text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
         dialect = "excel-tab" if path.name.lower().removesuffix(".gz").endswith(".tsv") else "excel"
         reader = csv.DictReader(text, dialect=dialect)
-        try:
-            for row in reader:
-                location = f"{path}:{reader.line_num}"
-                if None in row:
-                    yield location, None, "more values than header columns"
-                    continue
-                yield location, {k: v for k, v in row.items() if v not in (None, "")}, None
-        except UnicodeDecodeError as exc:
-            yield f"{path}:{reader.line_num + 1}", None, f"not valid UTF-8 (byte {exc.start})"
-        except (EOFError, gzip.BadGzipFile, zlib.error, csv.Error, OSError) as exc:
-            yield f"{path}:{reader.line_num + 1}", None, f"unreadable CSV ({exc})"
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # one bad row; the reader carries on with the next line
+                yield f"{path}:{reader.line_num}", None, f"unreadable CSV row ({exc})"
+                continue
+            except (EOFError, gzip.BadGzipFile, zlib.error, OSError) as exc:
+                yield f"{path}:{reader.line_num + 1}", None, f"the compressed file is truncated or damaged ({exc})"
+                return
+            location = f"{path}:{reader.line_num}"
+            if None in row:
+                yield location, None, "more values than header columns"
+                continue
+            if any(isinstance(v, str) and _LONE_SURROGATE.search(v) for v in (*row.keys(), *row.values())):
+                yield location, None, "not valid UTF-8"
+                continue
+            yield location, {k: v for k, v in row.items() if v not in (None, "")}, None
 
 
 # --- turning a record into a Paper --------------------------------------------------------------
@@ -225,8 +246,40 @@ def _arxiv_year(record: dict[str, Any]) -> Any:
     return record.get("update_date")
 
 
+def _scrub(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with lone surrogates replaced by U+FFFD; InvalidInput when nested too deeply.
+
+    Iterative, so a deep record cannot exhaust the Python stack here.
+    """
+    def clean(value: Any) -> Any:
+        if isinstance(value, str) and not value.isascii():
+            return _LONE_SURROGATE.sub("\ufffd", value)
+        return value
+
+    out: dict[str, Any] = {}
+    stack: list[tuple[Any, Any, int]] = [(record, out, 1)]
+    while stack:
+        source, target, depth = stack.pop()
+        if depth > _MAX_NESTING:
+            raise InvalidInput(f"record is nested deeper than {_MAX_NESTING} levels")
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, value in items:
+            if isinstance(value, (dict, list)):
+                child: Any = {} if isinstance(value, dict) else [None] * len(value)
+                stack.append((value, child, depth + 1))
+                value = child
+            else:
+                value = clean(value)
+            if isinstance(target, dict):
+                target[clean(key)] = value
+            else:
+                target[key] = value
+    return out
+
+
 def to_paper(record: dict[str, Any], fmt: str = "jsonl") -> Paper:
     """Build a Paper from one input record; raises InvalidInput naming the bad field."""
+    record = _scrub(record)
     used: set[str] = set()
     values: dict[str, Any] = {}
     for field in _ALIASES:

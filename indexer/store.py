@@ -3,6 +3,7 @@
     INDEX_DIR/
       papers.sqlite         records, content hashes and embeddings (the source of truth), WAL mode
       vectors-<gen>.faiss   the FAISS index for write generation <gen> (derived, rebuildable)
+      lexical/              the BM25 (tantivy) index and the generation it reflects (derived, rebuildable)
       manifest.json         format version, model, dimension, counts (derived, for people and tools)
       write.lock            held by the one process writing
       onnx/<fingerprint>/   ONNX export of the index's model, for torch-free queries (derived,
@@ -12,15 +13,24 @@ Each write is one SQLite transaction that also bumps `generation`. The FAISS fil
 the generation it reflects; when it is missing or stale (a crash between the two), it is rebuilt
 from the stored embeddings, never re-embedded. Readers never see a half-written state: SQLite
 gives them a consistent snapshot and files are replaced atomically.
+
+A FAISS file is used only when it provably matches SQLite: its ids must equal the stored row ids,
+and its SHA-256 must equal the one recorded in `meta.vectors_digest` when it was saved for that
+generation (so a file with the right name but wrong contents is never served). Row ids are never
+reused, even after the highest row is deleted, so a reader still holding an older FAISS snapshot
+can only hit a row that is gone (and is dropped), never a different paper under an old id.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
+import hashlib
 import json
 import os
 import sqlite3
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +48,8 @@ FORMAT_VERSION = 1
 DB_FILE = "papers.sqlite"
 MANIFEST_FILE = "manifest.json"
 LOCK_FILE = "write.lock"
+LEXICAL_DIR = "lexical"
+LEXICAL_STATE_FILE = "papersearch-state.json"  # inside LEXICAL_DIR, beside tantivy's own files
 ONNX_DIR = "onnx"
 
 # Schema steps, applied in order; PRAGMA user_version records how many have run.
@@ -69,6 +81,16 @@ def faiss_file(directory: Path, generation: int) -> Path:
     return directory / f"vectors-{generation}.faiss"
 
 
+def lexical_path(directory: Path) -> Path:
+    """The folder of the lexical (BM25) index; indexer/lexical.py owns what is inside."""
+    return Path(directory) / LEXICAL_DIR
+
+
+def lexical_state_file(directory: Path) -> Path:
+    """The sidecar recording which store generation the lexical index reflects."""
+    return lexical_path(directory) / LEXICAL_STATE_FILE
+
+
 def onnx_export_dir(directory: Path, fingerprint: str) -> Path:
     """The folder holding the ONNX export of the model with this fingerprint."""
     return Path(directory) / ONNX_DIR / fingerprint
@@ -87,6 +109,43 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _db_errors(method):
+    """Turn SQLite's "the file is damaged" errors into IndexCorrupt with the next step to take.
+
+    "database is locked" and other operational errors are not damage and pass through.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):
+                raise
+            raise IndexCorrupt(
+                f"{self.directory / DB_FILE} is damaged ({exc}). "
+                f"Run 'papersearch check --index {self.directory}' to see what can be restored."
+            ) from exc
+
+    return wrapper
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return "malformed" in text or "disk i/o" in text or "not a database" in text
+    return True
 
 
 def _paper_from_row(row: sqlite3.Row | tuple) -> Paper:
@@ -136,6 +195,11 @@ class IndexStore:
     def __init__(self, directory: Path, connection: sqlite3.Connection):
         self.directory = directory
         self._db = connection
+        # One connection may be shared by threads (the API's threadpool); SQLite cannot nest
+        # transactions on one connection, so transactions take turns.
+        self._transaction_lock = threading.Lock()
+        # Why the last load_vector_index did not use the FAISS file (None: it used it).
+        self.vector_file_problem: str | None = None
 
     # --- opening ------------------------------------------------------------------------------
 
@@ -185,7 +249,9 @@ class IndexStore:
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA busy_timeout=30000")
         except sqlite3.DatabaseError as exc:
-            raise IndexCorrupt(f"{db_path} is not a readable SQLite database ({exc}).") from exc
+            raise IndexCorrupt(f"{db_path} is not a readable SQLite database ({exc}). It holds the records and "
+                               "embeddings: restore it from a backup, or re-index your input files into a new "
+                               "directory.") from exc
         return connection
 
     def _migrate(self) -> None:
@@ -197,8 +263,14 @@ class IndexStore:
         try:
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
-                raise IndexCorrupt(f"{self.directory / DB_FILE} holds no PaperSearch tables.")
+                # What a reader sees in the instant an index run creates the file, or after a run was
+                # killed right then; also a file emptied by damage. A rerun of the index fixes all three.
+                raise IndexNotBuilt(f"{self.directory / DB_FILE} holds no PaperSearch tables: the index was "
+                                    "never finished, or the file was emptied. Run 'papersearch index FILE "
+                                    f"--index {self.directory}' (again), or restore it from a backup.")
             fmt = int(self._meta_get("format_version") or 0)
+            missing = [k for k in ("model_name", "model_fingerprint", "dimension", "generation")
+                       if self._meta_get(k) is None]
         except sqlite3.DatabaseError as exc:
             raise IndexCorrupt(
                 f"{self.directory / DB_FILE} is damaged ({exc}). "
@@ -208,6 +280,14 @@ class IndexStore:
             raise IndexCorrupt(
                 f"{self.directory} uses index format {fmt}; this PaperSearch reads up to "
                 f"{FORMAT_VERSION}. Upgrade PaperSearch."
+            )
+        if missing:
+            # The tables exist but the first write never committed its metadata: a run that was
+            # killed while creating the index, or one that is creating it right now.
+            raise IndexNotBuilt(
+                f"The index in {self.directory} was never finished (no {', '.join(missing)} recorded). "
+                f"If an index run is starting, wait for it; otherwise run 'papersearch index FILE "
+                f"--index {self.directory}' again."
             )
 
     def close(self) -> None:
@@ -235,10 +315,11 @@ class IndexStore:
 
     def set_index_type(self, index_type: str) -> None:
         vectors.resolve_index_type(index_type, 0)  # validates the name
-        with self._db:
+        with self._transaction_lock, self._db:
             self._meta_set_many({"index_type": index_type})
 
     @property
+    @_db_errors
     def generation(self) -> int:
         """Write counter: bumped by every committed write."""
         return int(self._meta_get("generation") or 0)
@@ -254,6 +335,7 @@ class IndexStore:
                 f"Use --model {mine.name!r}, or index into a new --index directory."
             )
 
+    @_db_errors
     def count(self) -> int:
         return self._db.execute("SELECT count(*) FROM papers").fetchone()[0]
 
@@ -275,10 +357,11 @@ class IndexStore:
         atomic_write_bytes(self.directory / MANIFEST_FILE, data)
 
     def size_on_disk(self) -> int:
-        return sum(p.stat().st_size for p in self.directory.iterdir() if p.is_file())
+        return sum(p.stat().st_size for p in self.directory.rglob("*") if p.is_file())
 
     # --- reading records ----------------------------------------------------------------------
 
+    @_db_errors
     def stored_hashes(self, paper_ids: Iterable[str]) -> dict[str, tuple[str, Paper]]:
         """paper_id -> (content hash, stored Paper) for the ids that are present."""
         out: dict[str, tuple[str, Paper]] = {}
@@ -295,6 +378,7 @@ class IndexStore:
         """paper_id -> Paper for the ids that are present."""
         return {pid: paper for pid, (_, paper) in self.stored_hashes(paper_ids).items()}
 
+    @_db_errors
     def papers_by_rowid(self, rowids: Iterable[int]) -> dict[int, Paper]:
         """rowid -> Paper for the given FAISS ids."""
         out: dict[int, Paper] = {}
@@ -304,6 +388,7 @@ class IndexStore:
                 out[row[0]] = _paper_from_row(row)
         return out
 
+    @_db_errors
     def rowids_for(self, paper_ids: Iterable[str]) -> dict[str, int]:
         out: dict[str, int] = {}
         for chunk in _chunks(list(paper_ids), 500):
@@ -312,12 +397,16 @@ class IndexStore:
                 out[pid] = rowid
         return out
 
+    @_db_errors
     def embeddings_for(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
         """paper_id -> stored embedding for the ids that are present."""
         out: dict[str, np.ndarray] = {}
         for chunk in _chunks(paper_ids, 500):
             marks = ",".join("?" * len(chunk))
             for pid, blob in self._db.execute(f"SELECT paper_id, embedding FROM papers WHERE paper_id IN ({marks})", chunk):
+                if len(blob or b"") != self.model.dimension * 4:
+                    raise IndexCorrupt(f"{self.directory / DB_FILE}: the stored embedding of {pid!r} is damaged. "
+                                       f"Run 'papersearch check --repair --index {self.directory}'.")
                 out[pid] = np.frombuffer(blob, dtype=np.float32)
         return out
 
@@ -332,11 +421,42 @@ class IndexStore:
             if not rows:
                 return
             rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            if any(len(r[1] or b"") != dimension * 4 for r in rows):
+                raise IndexCorrupt(f"{self.directory / DB_FILE}: stored embeddings are not {dimension}-dimensional. "
+                                   f"Run 'papersearch check --repair --index {self.directory}'.")
             matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-            if matrix.size != len(rows) * dimension:
-                raise IndexCorrupt(f"{self.directory / DB_FILE}: stored embeddings are not {dimension}-dimensional.")
             yield rowids, matrix.reshape(len(rows), dimension)
             last = int(rowids[-1])
+
+    def sample_embeddings(self, size: int) -> np.ndarray:
+        """About `size` stored vectors spread evenly over the index (every n-th row), for training."""
+        stride = max(1, self.count() // max(size, 1))
+        parts = [matrix[rowids % stride == 0] for rowids, matrix in self.iter_embeddings()]
+        sample = np.concatenate(parts) if parts else np.zeros((0, self.model.dimension), np.float32)
+        return sample[:size]
+
+    def embeddings_by_rowid(self, rowids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(found rowids, their stored vectors) for FAISS ids; rows deleted meanwhile are skipped."""
+        found: list[int] = []
+        blobs: list[bytes] = []
+        for chunk in _chunks([int(r) for r in rowids], 500):
+            marks = ",".join("?" * len(chunk))
+            for rowid, blob in self._db.execute(f"SELECT rowid, embedding FROM papers WHERE rowid IN ({marks})", chunk):
+                found.append(rowid)
+                blobs.append(blob)
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(found), self.model.dimension)
+        return np.array(found, dtype=np.int64), matrix
+
+    def iter_content_hashes(self, chunk_size: int = 50_000) -> Iterator[list[tuple[str, str]]]:
+        """Chunks of (paper_id, content hash) over the whole index, in rowid order."""
+        last = -1
+        while True:
+            rows = self._db.execute("SELECT rowid, paper_id, content_hash FROM papers WHERE rowid > ? "
+                                    "ORDER BY rowid LIMIT ?", (last, chunk_size)).fetchall()
+            if not rows:
+                return
+            yield [(r[1], r[2]) for r in rows]
+            last = rows[-1][0]
 
     def iter_papers(self, chunk_size: int = 5_000) -> Iterator[tuple[int, Paper]]:
         """(rowid, Paper) over the whole index, in rowid order."""
@@ -350,6 +470,30 @@ class IndexStore:
                 yield row[0], _paper_from_row(row)
             last = rows[-1][0]
 
+    def iter_stored(self, chunk_size: int = 2_000) -> Iterator[tuple[int, Paper, str, bytes]]:
+        """(rowid, Paper, content hash, raw embedding bytes) for every row, for `check`.
+
+        Raw bytes rather than arrays, so a damaged embedding can be reported instead of raising.
+        """
+        last = -1
+        while True:
+            rows = self._db.execute(f"SELECT {_PAPER_COLUMNS}, content_hash, embedding FROM papers "
+                                    "WHERE rowid > ? ORDER BY rowid LIMIT ?", (last, chunk_size)).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield row[0], _paper_from_row(row), row[11], bytes(row[12] or b"")
+            last = rows[-1][0]
+
+    def integrity_problems(self) -> list[str]:
+        """SQLite's own page and index check (PRAGMA quick_check); empty when the file is sound."""
+        try:
+            rows = [r[0] for r in self._db.execute("PRAGMA quick_check(20)").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            return [str(exc)]
+        return [] if rows == ["ok"] else rows
+
+    @_db_errors
     def filter_rowids(self, filters: Filters) -> np.ndarray:
         """Row ids of the papers that pass `filters` (year range, category, author)."""
         clauses, params = [], []
@@ -378,10 +522,11 @@ class IndexStore:
         """Apply upserts and deletes in one transaction and bump the generation."""
         result = WriteResult()
         dimension = self.model.dimension
-        with self._db:
+        with self._transaction_lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
+            next_rowid = self._next_rowid()
             for item in upserts:
-                self._upsert(item, dimension, result)
+                next_rowid = self._upsert(item, dimension, result, next_rowid)
             for pid in delete_ids:
                 row = self._db.execute("SELECT rowid FROM papers WHERE paper_id=?", (pid,)).fetchone()
                 if row is None:
@@ -390,10 +535,17 @@ class IndexStore:
                 self._db.execute("DELETE FROM papers WHERE rowid=?", (row[0],))
                 result.removed_rowids.append(row[0])
                 result.deleted.append(pid)
-            self._meta_set_many({"generation": str(self.generation + 1)})
+            self._meta_set_many({"generation": str(self.generation + 1), "last_rowid": str(next_rowid - 1)})
         return result
 
-    def _upsert(self, item: Upsert, dimension: int, result: WriteResult) -> None:
+    def _next_rowid(self) -> int:
+        """The first never-used row id. SQLite alone would hand out max(rowid) + 1 again after the
+        highest row is deleted; a reader's older FAISS snapshot would then map it to the wrong paper."""
+        top = self._db.execute("SELECT max(rowid) FROM papers").fetchone()[0] or 0
+        return max(top, int(self._meta_get("last_rowid") or 0)) + 1
+
+    def _upsert(self, item: Upsert, dimension: int, result: WriteResult, next_rowid: int) -> int:
+        """Store one paper; returns the next free row id."""
         paper = item.paper
         fields = (paper.title, paper.abstract, json.dumps(list(paper.authors), ensure_ascii=False),
                   paper.year, json.dumps(list(paper.categories), ensure_ascii=False), paper.venue,
@@ -405,7 +557,7 @@ class IndexStore:
                 raise ValueError(f"paper {paper.paper_id!r} is new and needs a vector")
             self._db.execute("UPDATE papers SET title=?, abstract=?, authors=?, year=?, categories=?, "
                              "venue=?, url=?, doi=?, extra=?, content_hash=? WHERE rowid=?", (*fields, row[0]))
-            return
+            return next_rowid
         vector = np.ascontiguousarray(item.vector, dtype=np.float32)
         if vector.shape != (dimension,):
             raise ValueError(f"vector for {paper.paper_id!r} has shape {vector.shape}, expected ({dimension},)")
@@ -413,51 +565,106 @@ class IndexStore:
             # A changed text gets a new rowid, so the FAISS id never points at a stale vector.
             self._db.execute("DELETE FROM papers WHERE rowid=?", (row[0],))
             result.removed_rowids.append(row[0])
-        cursor = self._db.execute(
-            "INSERT INTO papers(paper_id, title, abstract, authors, year, categories, venue, url, doi, "
-            "extra, content_hash, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (paper.paper_id, *fields, vector.tobytes()))
-        result.added_rowids.append(cursor.lastrowid)
+        self._db.execute(
+            "INSERT INTO papers(rowid, paper_id, title, abstract, authors, year, categories, venue, url, doi, "
+            "extra, content_hash, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (next_rowid, paper.paper_id, *fields, vector.tobytes()))
+        result.added_rowids.append(next_rowid)
         result.added_vectors.append(vector)
+        return next_rowid + 1
 
     # --- the FAISS file -------------------------------------------------------------------------
 
+    @_db_errors
     def build_vector_index(self) -> faiss.Index:
         """A fresh FAISS index from the stored embeddings (no model needed)."""
-        kind = vectors.resolve_index_type(self.index_type, self.count())
-        index = vectors.new_index(kind, self.model.dimension)
+        count = self.count()
+        kind = vectors.resolve_index_type(self.index_type, count)
+        index = vectors.new_index(kind, self.model.dimension, count)
+        if not index.is_trained and count:  # IVF-PQ: lists and codebooks come from a sample
+            vectors.train(index, self.sample_embeddings(vectors.training_size(index, count)))
         for rowids, matrix in self.iter_embeddings():
             index.add_with_ids(matrix, rowids)
         return index
 
+    @_db_errors
     def load_vector_index(self, generation: int | None = None) -> tuple[faiss.Index, int]:
         """The FAISS index for the current generation: from its file, else rebuilt from SQLite.
 
-        Returns the index and the generation it reflects.
+        Returns the index and the generation it reflects. Why the file was not used (missing,
+        stale, damaged) is left in `vector_file_problem`.
         """
-        with self._db:  # one read transaction: generation and embeddings agree
+        with self._transaction_lock, self._db:  # one read snapshot: generation and rows agree
             self._db.execute("BEGIN")
             generation = self.generation if generation is None else generation
-            path = faiss_file(self.directory, generation)
-            index = None
-            if path.is_file():
-                try:
-                    index = faiss.read_index(str(path))
-                except RuntimeError:
-                    index = None  # damaged file: rebuild below, it is only a cache
-                if index is not None and index.ntotal != self.count():
-                    index = None
+            index, problem = self.vector_file_status(generation)
             if index is None:
                 index = self.build_vector_index()
+        self.vector_file_problem = problem
         return index, generation
 
+    def vector_file_status(self, generation: int) -> tuple[faiss.Index | None, str | None]:
+        """(index, None) when the file for `generation` matches SQLite, else (None, what is wrong).
+
+        Call inside a read transaction so the rows compared are the ones of `generation`.
+        """
+        path = faiss_file(self.directory, generation)
+        if not path.is_file():
+            others = sorted(p.name for p in self.directory.glob("vectors-*.faiss"))
+            found = f" (found only {', '.join(others)})" if others else ""
+            return None, f"{path.name} is missing{found}"
+        recorded = (self._meta_get("vectors_digest") or "").split()
+        try:
+            # The checksum is compared before FAISS parses the file: a damaged header could make it
+            # allocate or read garbage.
+            if len(recorded) == 2 and recorded[0] == str(generation) and file_sha256(path) != recorded[1]:
+                return None, f"{path.name} is not the file saved for generation {generation} (checksum differs)"
+            index = faiss.read_index(str(path))
+        except (OSError, RuntimeError, MemoryError) as exc:
+            return None, f"{path.name} cannot be read ({str(exc).splitlines()[0][-120:]})"
+        if not isinstance(index, faiss.IndexIDMap2) or index.d != self.model.dimension:
+            return None, f"{path.name} is not a {self.model.dimension}-dimensional PaperSearch vector index"
+        ids = np.sort(faiss.vector_to_array(index.id_map))
+        rowids = self.all_rowids()
+        if not np.array_equal(ids, rowids):
+            missing, extra = np.setdiff1d(rowids, ids), np.setdiff1d(ids, rowids)
+            return None, (f"{path.name} holds {len(ids)} vectors for {len(rowids)} stored papers "
+                          f"({len(missing)} papers missing from it, {len(extra)} vectors without a paper)")
+        return index, None
+
+    @_db_errors
+    def all_rowids(self) -> np.ndarray:
+        """Every stored row id, ascending."""
+        rows = self._db.execute("SELECT rowid FROM papers ORDER BY rowid").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
     def save_vector_index(self, index: faiss.Index, generation: int) -> None:
-        """Persist `index` as the file for `generation` and drop older files."""
+        """Persist `index` as the file for `generation`, record its checksum, drop older files.
+
+        Only a process holding the write lock may call this.
+        """
         data = faiss.serialize_index(index).tobytes()
-        atomic_write_bytes(faiss_file(self.directory, generation), data)
+        path = faiss_file(self.directory, generation)
+        atomic_write_bytes(path, data)
+        with self._transaction_lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._meta_set_many({"vectors_digest": f"{generation} {hashlib.sha256(data).hexdigest()}"})
         for old in self.directory.glob("vectors-*.faiss"):
-            if old.name != faiss_file(self.directory, generation).name:
+            if old.name != path.name:
                 old.unlink(missing_ok=True)
+
+    def leftover_files(self) -> list[Path]:
+        """Files an interrupted write left behind: temp files and FAISS files of other generations."""
+        current = faiss_file(self.directory, self.generation).name
+        return sorted(p for p in self.directory.iterdir() if p.is_file() and (
+            (p.name.startswith(".") and p.name.endswith(".tmp"))
+            or (p.name.startswith("vectors-") and p.name.endswith(".faiss") and p.name != current)))
+
+    def remove_temp_files(self) -> None:
+        """Delete temp files of writes that died mid-way. Only call while holding the write lock."""
+        for path in self.leftover_files():
+            if path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)
 
 
 class WriteLock:

@@ -2,16 +2,21 @@
 
 Vectors are L2-normalised, so inner product is cosine. FAISS ids are the SQLite row ids.
 Every structure is rebuilt from the stored embeddings; nothing here needs the model.
+
+"ivfpq" is the compressed structure for large corpora: an inverted file (IVF) of product-quantised
+codes (PQ) holds 1/32 of each vector in RAM; the candidates it returns are re-scored exactly with
+the full vectors read back from the store (the refinement step), so ranking stays exact among them.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import faiss
 import numpy as np
 
-INDEX_TYPES = ("auto", "flat", "hnsw")
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivfpq")
 
 # Below this many papers exact search is fast enough (about 1 ms per 10k vectors on 2 cores)
 # and costs no recall; above it "auto" switches to HNSW.
@@ -21,18 +26,43 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
 
+# Above this many papers "auto" switches to IVF-PQ: HNSW keeps every full vector plus its graph in
+# RAM (about 1.8 KB a paper at 384 dimensions), IVF-PQ about 56 bytes (see docs/scaling.md).
+AUTO_IVFPQ_THRESHOLD = 1_000_000
+# One PQ byte per 8 dimensions (48 bytes for 384-d MiniLM): 1/32 of the float32 vector.
+IVFPQ_DIMS_PER_BYTE = 8
+# Candidates fetched per result and re-scored exactly with the stored full vectors.
+IVFPQ_REFINE_FACTOR = 10
+IVFPQ_REFINE_MIN = 100
+# Lists probed per query, as a share of all lists (at least 1, at most 128); measured at 1M
+# vectors in benchmarks/ivfpq.py.
+IVFPQ_PROBE_SHARE = 1 / 64
+IVFPQ_MAX_PROBE = 128
+# FAISS k-means wants at least 39 training points per centroid; 64 per list gives steadier lists.
+IVFPQ_TRAIN_PER_LIST = 64
+IVFPQ_MIN_TRAIN = 20_000
+# A filter that leaves at most this many papers is scored exactly from the stored vectors.
+IVFPQ_EXACT_SUBSET_LIMIT = 20_000
+
 
 def resolve_index_type(requested: str, count: int) -> str:
     """The concrete structure for `requested` ("auto" picks by size)."""
     if requested not in INDEX_TYPES:
         raise ValueError(f"unknown index type {requested!r}; choose one of {', '.join(INDEX_TYPES)}")
     if requested == "auto":
+        if count >= AUTO_IVFPQ_THRESHOLD:
+            return "ivfpq"
         return "hnsw" if count >= AUTO_HNSW_THRESHOLD else "flat"
     return requested
 
 
-def new_index(kind: str, dimension: int) -> faiss.Index:
-    """An empty ID-mapped index of the given structure."""
+def new_index(kind: str, dimension: int, count: int = 0) -> faiss.Index:
+    """An empty ID-mapped index of the given structure.
+
+    "ivfpq" is sized for `count` vectors and must be trained (`train`) before vectors are added.
+    """
+    if kind == "ivfpq":
+        return _new_ivfpq(dimension, count)
     if kind == "flat":
         base = faiss.IndexFlatIP(dimension)
     elif kind == "hnsw":
@@ -46,7 +76,9 @@ def new_index(kind: str, dimension: int) -> faiss.Index:
 
 def build_index(kind: str, dimension: int, rowids: np.ndarray, vectors: np.ndarray) -> faiss.Index:
     """A filled index over (rowid, vector) pairs."""
-    index = new_index(kind, dimension)
+    index = new_index(kind, dimension, len(rowids))
+    if not index.is_trained and len(rowids):
+        train(index, vectors[:: max(1, len(rowids) // training_size(index, len(rowids)))])
     if len(rowids):
         index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), rowids.astype(np.int64))
     return index
@@ -55,17 +87,21 @@ def build_index(kind: str, dimension: int, rowids: np.ndarray, vectors: np.ndarr
 def index_kind(index: faiss.Index) -> str:
     """The structure name of an index made by `new_index`."""
     base = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap2) else index
+    if isinstance(faiss.downcast_index(base), faiss.IndexIVFPQ):
+        return "ivfpq"
     return "hnsw" if isinstance(base, faiss.IndexHNSW) else "flat"
 
 
 def supports_removal(index: faiss.Index) -> bool:
     """HNSW graphs cannot drop nodes; those indexes are rebuilt instead."""
-    return index_kind(index) == "flat"
+    return index_kind(index) in ("flat", "ivfpq")
 
 
 def apply_changes(index: faiss.Index, removed: np.ndarray, added_ids: np.ndarray,
                   added_vectors: np.ndarray) -> bool:
     """Remove and add rows in place. Returns False when the index must be rebuilt instead."""
+    if index_kind(index) == "ivfpq" and not ivfpq_fits(index, index.ntotal - len(removed) + len(added_ids)):
+        return False  # grown past what its lists and codebooks were trained for: retrain
     if len(removed):
         if not supports_removal(index):
             return False
@@ -85,3 +121,88 @@ def set_threads(threads: int) -> int:
     previous = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(threads if threads > 0 else (os.cpu_count() or 1))
     return previous
+# --- IVF-PQ ---------------------------------------------------------------------------------------
+
+
+def _ivfpq_shape(dimension: int, count: int) -> tuple[int, int, int]:
+    """(lists, PQ bytes, bits per code) for `count` vectors.
+
+    Lists: the largest power of two up to sqrt(count), with at least 39 points per list (1,024 at
+    1M: training k-means on 2 cores stays near a minute; FAISS suggests up to 4-16 * sqrt(count),
+    worth it on a cluster). Bits: 8 (256 centroids per sub-quantizer) once there are 256 points.
+    """
+    lists = 1
+    while lists * 2 <= count ** 0.5 and lists * 2 * 39 <= count and lists < 65_536:
+        lists *= 2
+    pq_bytes = next(m for m in range(max(1, dimension // IVFPQ_DIMS_PER_BYTE), 0, -1) if dimension % m == 0)
+    bits = 8 if count >= 256 else max(1, min(8, int(np.log2(max(count, 2)))))
+    return lists, pq_bytes, bits
+
+
+def _new_ivfpq(dimension: int, count: int) -> faiss.Index:
+    lists, pq_bytes, bits = _ivfpq_shape(dimension, count)
+    quantizer = faiss.IndexFlatIP(dimension)
+    index = faiss.IndexIVFPQ(quantizer, dimension, lists, pq_bytes, bits, faiss.METRIC_INNER_PRODUCT)
+    index.own_fields = True  # the quantizer lives as long as the index (SWIG would free it early)
+    quantizer.this.disown()
+    index.nprobe = max(1, min(IVFPQ_MAX_PROBE, lists, round(lists * IVFPQ_PROBE_SHARE)))
+    return index
+
+
+def ivfpq_fits(index: faiss.Index, count: int) -> bool:
+    """Whether a trained IVF-PQ index still has the shape `count` vectors call for."""
+    ivf = faiss.downcast_index(index)
+    if not ivf.is_trained:
+        return False
+    return (ivf.nlist, ivf.pq.M, ivf.pq.nbits) == _ivfpq_shape(ivf.d, count)
+
+
+def training_size(index: faiss.Index, count: int) -> int:
+    """How many sample vectors `train` wants for an index meant to hold `count` vectors."""
+    ivf = faiss.downcast_index(index)
+    return min(count, max(IVFPQ_MIN_TRAIN, IVFPQ_TRAIN_PER_LIST * ivf.nlist))
+
+
+def train(index: faiss.Index, sample: np.ndarray) -> None:
+    """Train the IVF lists and PQ codebooks of an empty index on a sample of stored vectors."""
+    ivf = faiss.downcast_index(index)
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    if len(sample) < 39 * ivf.nlist or len(sample) < 39 * (1 << ivf.pq.nbits):
+        # Small indexes: the shape already keeps k-means solvable; FAISS would only warn.
+        ivf.cp.min_points_per_centroid = 1
+        ivf.pq.cp.min_points_per_centroid = 1
+    ivf.train(sample)
+
+
+def search_refined(index: faiss.Index, query: np.ndarray, k: int,
+                   fetch_vectors: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+                   allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k (rowids, scores) from an IVF-PQ index, re-scored exactly with the full vectors.
+
+    `fetch_vectors(rowids)` returns (found rowids, their full vectors); rows deleted since the
+    index was loaded are simply not found. With `allowed`, only those rows may be returned: a
+    small set is scored exactly, a large one through the IVF lists with an id selector.
+    """
+    query = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+    if allowed is not None and len(allowed) <= IVFPQ_EXACT_SUBSET_LIMIT:
+        return exact_top(query[0], *fetch_vectors(allowed), k)
+    fetch = min(index.ntotal, max(k * IVFPQ_REFINE_FACTOR, IVFPQ_REFINE_MIN))
+    if fetch <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    ivf = faiss.downcast_index(index)
+    params = faiss.SearchParametersIVF(nprobe=ivf.nprobe)
+    if allowed is not None:
+        params.sel = faiss.IDSelectorBatch(allowed)
+        params.nprobe = min(ivf.nlist, ivf.nprobe * 4)  # a filter thins every list: look wider
+    _, rowids = ivf.search(query, fetch, params=params)
+    candidates = rowids[0][rowids[0] >= 0]
+    return exact_top(query[0], *fetch_vectors(candidates), k)
+
+
+def exact_top(query: np.ndarray, rowids: np.ndarray, matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k rows of `matrix` with the highest inner product with `query`, best first."""
+    if len(rowids) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    scores = matrix @ query
+    top = np.argsort(-scores, kind="stable")[:k]
+    return np.asarray(rowids, dtype=np.int64)[top], scores[top].astype(np.float32)

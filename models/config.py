@@ -17,6 +17,12 @@ def default_index_dir() -> Path:
     return Path(data_home) / "papersearch" / "index"
 
 
+def default_eval_cache_dir() -> Path:
+    """~/.cache/papersearch/eval (XDG cache home), where `eval` keeps its indexes; $PAPERSEARCH_CACHE overrides."""
+    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache_home) / "papersearch" / "eval"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run can be configured with; CLI flags override these fields."""
@@ -45,6 +51,11 @@ class Settings:
     # Threads the model runtime and FAISS may use; 0 means "the number of cores" for indexing and
     # FAISS, and one thread per query for the query encoder (parallel requests fill the cores).
     threads: int = 0
+    # Where `papersearch eval` keeps the indexes it builds, one per corpus and model.
+    eval_cache_dir: Path = field(default_factory=default_eval_cache_dir)
+    # Ray cluster for `index --ray` without an address (RAY_ADDRESS, e.g. ray://head:10001);
+    # None starts a small local Ray.
+    ray_address: str | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -60,10 +71,15 @@ class Settings:
         if env.get("PAPERSEARCH_CORS_ORIGINS"):
             origins = [o.strip() for o in env["PAPERSEARCH_CORS_ORIGINS"].split(",") if o.strip()]
             values["cors_origins"] = tuple(origins)
+        if env.get("PAPERSEARCH_CACHE"):
+            values["eval_cache_dir"] = Path(env["PAPERSEARCH_CACHE"])
         if env.get("PAPERSEARCH_THREADS"):
             values["threads"] = int(env["PAPERSEARCH_THREADS"])
+        if env.get("RAY_ADDRESS"):
+            values["ray_address"] = env["RAY_ADDRESS"]
         settings = cls(**values)
         clean = {k: v for k, v in overrides.items() if v is not None}
-        if "index_dir" in clean:
-            clean["index_dir"] = Path(clean["index_dir"])
+        for key in ("index_dir", "eval_cache_dir"):
+            if key in clean:
+                clean[key] = Path(clean[key])
         return replace(settings, **clean)

@@ -137,13 +137,14 @@ class Embedder:
     """A sentence-transformers model on the CPU. The model loads on first use, so work that only
     needs the fingerprint (an unchanged re-index) never pays for importing torch."""
 
-    def __init__(self, name: str = DEFAULT_MODEL, threads: int = 0, batch_size: int = 32):
+    def __init__(self, name: str = DEFAULT_MODEL, threads: int = 0, batch_size: int = 32, device: str = "cpu"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no weight-loading bars on stderr
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         self.name = name
         self.threads = threads
         self.batch_size = batch_size
+        self.device = device  # "cuda" only on Ray GPU replicas (indexer/distributed.py)
         self.folder = model_directory(name)
         self.fingerprint = model_fingerprint(name)
         self.query_prefix, self.document_prefix = prefixes_for(name, read_declared_prompts(self.folder))
@@ -158,7 +159,7 @@ class Embedder:
 
                 if self.threads > 0:
                     torch.set_num_threads(self.threads)
-                self._model = SentenceTransformer(str(self.folder or self.name), device="cpu")
+                self._model = SentenceTransformer(str(self.folder or self.name), device=self.device)
             except Exception as exc:  # the library raises many kinds; the user needs one message
                 raise ModelLoadError(f"Could not load model {self.name!r}: {exc}") from exc
             get_dimension = getattr(self._model, "get_embedding_dimension", None) or \

@@ -1,13 +1,17 @@
 """SearchEngine: search, related and recommend over one index directory.
 
-Every method reduces to "a query vector + filters + exclusions" and goes through `_dense`, which
-returns (rowids, scores); papers are looked up only for the page that is returned.
+Every ranker returns (rowids, scores): `_dense` (a query vector + filters + exclusions), the
+lexical BM25 searcher, and their fusion for `hybrid` search. Papers are looked up only for the
+page that is returned.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import re
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import faiss
@@ -19,9 +23,39 @@ from models.config import Settings
 from models.embedder import Embedder, model_fingerprint
 from models.errors import IndexNotBuilt, InvalidQuery, ModelLoadError, PaperNotFound
 from models.paper import Hit
-from search import rank
+from search import fusion, highlight, rank
+from search.lexical import LexicalSearcher, query_terms
 
-MODES = ("dense",)
+MODES = ("dense", "lexical", "hybrid")
+DEFAULT_MODE = "hybrid"
+# Hybrid search fuses this many candidates from each side (more when a page reaches deeper).
+HYBRID_DEPTH = 100
+# Weight of the dense side in the convex combination; chosen on SciFact train (docs/quality.md):
+# 0.45-0.6 are within 0.002 nDCG@10 of each other there.
+HYBRID_ALPHA = 0.5
+
+# Lone UTF-16 surrogates (from JSON "\ud800" escapes) are not text; the tokenizer refuses them.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Filter values become SQLite LIKE patterns, which SQLite refuses beyond 50,000 bytes; no real
+# category or author name comes near this.
+_MAX_FILTER_CHARS = 500
+_MAX_YEAR = 9999
+
+
+def _checked_filters(filters: Filters) -> Filters:
+    """Filters SQLite can take: text without surrogates and of sane length, years in range."""
+    for name in ("year_from", "year_to"):
+        year = getattr(filters, name)
+        if year is not None and (isinstance(year, bool) or not isinstance(year, int) or abs(year) > _MAX_YEAR):
+            raise InvalidQuery(f"{name} must be a year between -{_MAX_YEAR} and {_MAX_YEAR}, got {year!r:.40}.")
+    texts = {}
+    for name in ("category", "author"):
+        value = getattr(filters, name)
+        if value is not None:
+            if not isinstance(value, str) or len(value) > _MAX_FILTER_CHARS:
+                raise InvalidQuery(f"The {name} filter must be text of at most {_MAX_FILTER_CHARS} characters.")
+            texts[name] = _LONE_SURROGATE.sub("\ufffd", value)
+    return dataclasses.replace(filters, **texts)
 
 log = logging.getLogger("papersearch")
 
@@ -64,7 +98,9 @@ class SearchEngine:
         self.settings = settings
         self.encoder = query_encoder
         self._lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
         self._index, self.generation = store.load_vector_index()
+        self._lexical = LexicalSearcher(store)
 
     @classmethod
     def open(cls, settings: Settings, encoder: Embedder | None = None) -> SearchEngine:
@@ -88,15 +124,29 @@ class SearchEngine:
 
     # --- freshness ------------------------------------------------------------------------------
 
-    def refresh(self) -> bool:
-        """Pick up writes made since this engine loaded; True if anything changed."""
-        current = self.store.generation
-        if current == self.generation:
+    def refresh(self, wait: bool = False) -> bool:
+        """Pick up writes made since this engine loaded (by this or another process).
+
+        Cheap when nothing changed (one SELECT), so callers may call it before every request.
+        Returns True if this call loaded a newer generation. While one thread reloads, others
+        keep serving the previous snapshot instead of waiting; pass `wait=True` after a write of
+        your own to be sure the next search sees it.
+        """
+        if self.store.generation == self.generation:
             return False
-        index, generation = self.store.load_vector_index()
-        with self._lock:
-            self._index, self.generation = index, generation
-        return True
+        if not self._refresh_lock.acquire(blocking=wait):
+            return False
+        try:
+            if self.store.generation == self.generation:  # another thread loaded it meanwhile
+                return False
+            index, generation = self.store.load_vector_index()
+            self._lexical.refresh()
+            with self._lock:
+                changed = generation != self.generation
+                self._index, self.generation = index, generation
+            return changed
+        finally:
+            self._refresh_lock.release()
 
     @property
     def index_kind(self) -> str:
@@ -105,14 +155,33 @@ class SearchEngine:
     # --- the three entry points -----------------------------------------------------------------
 
     def search(self, query: str, limit: int = 10, offset: int = 0, filters: Filters | None = None,
-               mode: str = "dense") -> list[Hit]:
-        """Papers ranked by similarity to a free-text query."""
+               mode: str = DEFAULT_MODE, snippets: bool = True) -> list[Hit]:
+        """Papers ranked by relevance to a free-text query.
+
+        Args:
+            mode: "dense" (embedding similarity), "lexical" (BM25) or "hybrid" (both, fused).
+            snippets: attach each hit's best-matching abstract sentences, terms in <mark>.
+        """
         text = self._check_query(query)
         self._check_page(limit, offset)
         if mode not in MODES:
             raise InvalidQuery(f"Unknown mode {mode!r}; choose one of: {', '.join(MODES)}.")
-        vector = self.encoder.encode([text], "query")[0]
-        return self._hits(*self._dense(vector, limit + offset, filters), limit, offset)
+        terms = query_terms(text)
+        allowed = self.store.filter_rowids(_checked_filters(filters)) if filters and filters.active() else None
+        depth = limit + offset
+        if mode == "lexical":
+            ranking = self._lexical.top(terms, depth, allowed)
+        else:
+            vector = self.encoder.encode([text], "query")[0]
+            if mode == "dense":
+                ranking = self._dense(vector, depth, filters, allowed=allowed)
+            else:
+                ranking = self._hybrid(vector, terms, max(depth, HYBRID_DEPTH), filters, allowed)
+        hits = self._hits(*ranking, limit, offset)
+        if snippets:
+            weights = self._lexical.idf(terms)
+            hits = [replace(h, snippet=highlight.snippet(h.paper.abstract, terms, weights)) for h in hits]
+        return hits
 
     def related(self, paper_id: str | None = None, text: str | None = None, limit: int = 10,
                 offset: int = 0, filters: Filters | None = None) -> list[Hit]:
@@ -147,10 +216,18 @@ class SearchEngine:
         exclude = set(self.store.rowids_for(wanted).values())
         return self._hits(*self._dense(query, limit + offset, filters, exclude), limit, offset)
 
+    def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None,
+                      exclude_ids: list[str] = ()) -> list[Hit]:
+        """The k papers nearest to a ready query vector, never `exclude_ids` (a shard answering a router)."""
+        if not 1 <= k <= self.settings.max_limit + 10_000:
+            raise InvalidQuery(f"k must be between 1 and {self.settings.max_limit + 10_000}, got {k}.")
+        exclude = set(self.store.rowids_for(list(exclude_ids)).values())
+        return self._hits(*self._dense(np.asarray(vector, dtype=np.float32), k, filters, exclude), k, 0)
+
     # --- internals ------------------------------------------------------------------------------
 
     def _check_query(self, query: str | None) -> str:
-        text = (query or "").strip()
+        text = _LONE_SURROGATE.sub("\ufffd", query or "").strip()
         if not text:
             raise InvalidQuery("The query is empty: type a few words, such as 'lightweight OCR'.")
         if len(text) > self.settings.max_query_chars:
@@ -164,12 +241,46 @@ class SearchEngine:
         if not 0 <= offset <= 10_000:
             raise InvalidQuery(f"offset must be between 0 and 10000, got {offset}.")
 
+    def _hybrid(self, vector: np.ndarray, terms: list[str], depth: int, filters: Filters | None,
+                allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Dense and BM25 candidates fused by a convex combination of normalised scores.
+
+        Papers found only lexically get their exact cosine too, so the dense side is scored over
+        the whole candidate set; BM25 keeps 0 (no match) as its floor.
+        """
+        dense_ids, dense_scores = self._dense(vector, depth, filters, allowed=allowed)
+        lexical = self._lexical.top(terms, depth, allowed)
+        if len(lexical[0]) == 0:
+            return dense_ids, dense_scores
+        extra = np.setdiff1d(lexical[0], dense_ids)
+        if len(extra):
+            extra, cosines = self._cosines(extra, vector)
+            dense_ids = np.concatenate([dense_ids, extra])
+            dense_scores = np.concatenate([dense_scores, cosines])
+        return fusion.convex((dense_ids, dense_scores), lexical, HYBRID_ALPHA)
+
+    def _cosines(self, rowids: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine of `vector` with the stored vectors of `rowids` (rows the index lacks are dropped)."""
+        with self._lock:
+            index = self._index
+        kept, rows = [], []
+        for rowid in rowids.tolist():
+            try:
+                rows.append(index.reconstruct(rowid))
+            except RuntimeError:  # deleted since the lexical index was read
+                continue
+            kept.append(rowid)
+        if not kept:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return np.array(kept, dtype=np.int64), (np.stack(rows) @ vector).astype(np.float32)
+
     def _dense(self, vector: np.ndarray, k: int, filters: Filters | None,
-               exclude: set[int] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
+               exclude: set[int] = frozenset(), allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k (rowids, scores) by cosine, restricted to papers passing `filters`.
 
         Filters select candidate rows first (in SQLite) and FAISS scores only those, so a filter
-        never returns fewer than k papers when k papers match.
+        never returns fewer than k papers when k papers match. `allowed` passes rows already
+        selected for `filters`, so they are not queried twice.
         """
         with self._lock:
             index = self._index
@@ -177,15 +288,20 @@ class SearchEngine:
             raise IndexNotBuilt(f"The index in {self.store.directory} holds no papers yet - add some with "
                                 f"'papersearch index papers.jsonl --index {self.store.directory}'.")
         query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
-        allowed = self.store.filter_rowids(filters) if filters and filters.active() else None
+        if allowed is None and filters and filters.active():
+            allowed = self.store.filter_rowids(_checked_filters(filters))
         if allowed is not None:
             allowed = np.setdiff1d(allowed, np.fromiter(exclude, dtype=np.int64))
             if len(allowed) == 0:
                 return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            if vectors.index_kind(index) == "ivfpq":
+                return vectors.search_refined(index, query, k, self.store.embeddings_by_rowid, allowed)
             return self._exact_subset(index, query, allowed, k)
         fetch = min(k + len(exclude), index.ntotal)
         if fetch == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if vectors.index_kind(index) == "ivfpq":  # compressed codes: re-score candidates exactly
+            return rank.clean(*vectors.search_refined(index, query, fetch, self.store.embeddings_by_rowid), exclude)
         scores, rowids = index.search(query, fetch)
         return rank.clean(rowids[0], scores[0], exclude)
 
@@ -193,7 +309,14 @@ class SearchEngine:
     def _exact_subset(index: faiss.Index, query: np.ndarray, allowed: np.ndarray,
                       k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k among `allowed` rows, whatever the index structure."""
-        matrix = index.reconstruct_batch(allowed) if vectors.index_kind(index) == "hnsw" else None
+        matrix = None
+        if vectors.index_kind(index) == "hnsw":
+            # `allowed` comes from the live SQLite, which may hold rows newer than this snapshot of
+            # the index; reconstructing those would raise.
+            allowed = allowed[np.isin(allowed, faiss.vector_to_array(index.id_map))]
+            if len(allowed) == 0:
+                return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            matrix = index.reconstruct_batch(allowed)
         if matrix is None:
             params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
             scores, rowids = index.search(query, min(k, len(allowed)), params=params)

@@ -1,0 +1,286 @@
+"""The HTTP API, the search page and the widget: `create_app(settings)` and thin routes.
+
+Routes that touch the model, FAISS or SQLite are plain `def`, so FastAPI runs them in its
+threadpool and the event loop keeps answering. Bounds come from Settings, so routes are built by
+functions that take it; they show up in /openapi.json.
+"""
+
+# No `from __future__ import annotations` here: FastAPI reads the route annotations at run time,
+# and they name bounds local to the router factories.
+import hmac
+import inspect
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from api.errors import RETRY_AFTER_SECONDS, ApiError, describe, install_error_handlers
+from api.limits import BodySizeLimit
+from api.records import parse_records
+from api.schemas import (
+    ERROR_RESPONSES,
+    UPLOAD_BODY,
+    WRITE_ERROR_RESPONSES,
+    DeleteResponse,
+    HealthResponse,
+    HitOut,
+    PaperOut,
+    RecommendResponse,
+    RelatedResponse,
+    SearchResponse,
+    StatsResponse,
+    WriteResponse,
+    bounded_requests,
+)
+from api.service import IndexService
+from indexer import vectors
+from indexer.store import Filters
+from models.config import Settings
+from models.embedder import Embedder
+from models.errors import PaperNotFound, PaperSearchError
+from search.engine import MODES, SearchEngine
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Deepest page one may ask for; the engine refuses larger offsets too.
+MAX_OFFSET = 10_000
+# The engine's own default mode, so a new default (e.g. hybrid) needs no change here.
+DEFAULT_MODE: str = inspect.signature(SearchEngine.search).parameters["mode"].default
+# The page may only load its own files and call its own API: a strong guard against XSS.
+PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
+
+DESCRIPTION = """Semantic search over scientific paper abstracts.
+
+Every error answers `{"error": {"code": ..., "message": ...}}`. Writes (`POST /papers`,
+`DELETE /papers/{paper_id}`) need `Authorization: Bearer <PAPERSEARCH_API_KEY>`.
+The search page is at `/`; the embeddable widget at `/widget.js`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
+    """The FastAPI app over `settings.index_dir`. `embedder` lets tests share one loaded model."""
+    settings = settings or Settings.from_env()
+    service = IndexService(settings, embedder=embedder)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await run_in_threadpool(service.start)  # open the index, load the model
+        yield
+        await run_in_threadpool(service.close)
+
+    app = FastAPI(title="PaperSearch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added last, so it wraps the rest: 413s and other errors carry CORS headers too.
+    app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                       allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"],
+                       max_age=600)
+    routers = (_read_routes(settings), _write_routes(settings), _page_routes())
+    for router in routers:
+        app.include_router(router)
+    # Every route, flat, for the Allow header of a 405 (include_router keeps routers nested).
+    app.state.method_routes = [route for router in routers for route in router.routes]
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def get_service(request: Request) -> IndexService:
+    return request.app.state.service
+
+
+Service = Annotated[IndexService, Depends(get_service)]
+
+
+# --- shared parameter handling ------------------------------------------------------------------
+
+
+def filter_params(
+    year_from: Annotated[int | None, Query(ge=1000, le=2999, description="only papers from this year on")] = None,
+    year_to: Annotated[int | None, Query(ge=1000, le=2999, description="only papers up to this year")] = None,
+    category: Annotated[str | None, Query(max_length=200, description="e.g. cs.CV, or cs for all cs.*")] = None,
+    author: Annotated[str | None, Query(max_length=200, description="case-insensitive part of a name")] = None,
+) -> Filters:
+    return _filters(year_from, year_to, category, author)
+
+
+def _filters(year_from: int | None, year_to: int | None, category: str | None, author: str | None) -> Filters:
+    if year_from is not None and year_to is not None and year_from > year_to:
+        raise ApiError(422, "invalid_request", f"year_from ({year_from}) is after year_to ({year_to}).")
+    return Filters(year_from=year_from, year_to=year_to, category=category or None, author=author or None)
+
+
+def _page(hits, limit: int, offset: int, started: float) -> dict:
+    full = len(hits) == limit and offset + limit <= MAX_OFFSET
+    return {"limit": limit, "offset": offset, "took_ms": round((time.perf_counter() - started) * 1000, 2),
+            "next_offset": offset + limit if full else None, "results": [HitOut.from_hit(h) for h in hits]}
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def _read_routes(settings: Settings) -> APIRouter:
+    router = APIRouter(responses=ERROR_RESPONSES)
+    Limit = Annotated[int, Query(ge=1, le=settings.max_limit, description="results per page")]
+    Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="results to skip (paging)")]
+    Mode = Literal[MODES]  # type: ignore[valid-type]  # the engine's modes, whatever they are
+    RelatedRequest, RecommendRequest = bounded_requests(settings.max_limit, MAX_OFFSET, settings.max_query_chars)
+
+    @router.get("/search", response_model=SearchResponse, tags=["search"])
+    def search(
+        service: Service,
+        q: Annotated[str, Query(min_length=1, max_length=settings.max_query_chars, description="free text")],
+        filters: Annotated[Filters, Depends(filter_params)],
+        limit: Limit = 10,
+        offset: Offset = 0,
+        mode: Annotated[Mode, Query(description="ranking method")] = DEFAULT_MODE,
+    ):
+        """Papers ranked by relevance to a free-text query. Pages are stable and never overlap."""
+        started = time.perf_counter()
+        with service.reading() as engine:
+            hits = engine.search(q, limit=limit, offset=offset, filters=filters, mode=mode)
+        return {"query": q, "mode": mode, **_page(hits, limit, offset, started)}
+
+    # Ids may hold slashes (DOIs, old arXiv ids), hence ":path"; "/related" is declared first.
+    @router.get("/papers/{paper_id:path}/related", response_model=RelatedResponse, tags=["search"])
+    def related_to_paper(service: Service, paper_id: str, filters: Annotated[Filters, Depends(filter_params)],
+                         limit: Limit = 10, offset: Offset = 0):
+        """Papers related to a stored paper; never the paper itself."""
+        started = time.perf_counter()
+        with service.reading() as engine:
+            hits = engine.related(paper_id=paper_id, limit=limit, offset=offset, filters=filters)
+        return {"paper_id": paper_id, **_page(hits, limit, offset, started)}
+
+    @router.get("/papers/{paper_id:path}", response_model=PaperOut, tags=["papers"])
+    def get_paper(service: Service, paper_id: str):
+        """One stored paper."""
+        with service.reading() as engine:
+            paper = engine.store.get_papers([paper_id]).get(paper_id)
+        if paper is None:
+            raise PaperNotFound(paper_id)
+        return PaperOut.from_paper(paper)
+
+    @router.post("/related", response_model=RelatedResponse, tags=["search"])
+    def related_to_text(service: Service, body: RelatedRequest):
+        """Papers related to a pasted abstract or draft."""
+        filters = _filters(body.year_from, body.year_to, body.category, body.author)
+        started = time.perf_counter()
+        with service.reading() as engine:
+            hits = engine.related(text=body.text, limit=body.limit, offset=body.offset, filters=filters)
+        return {"paper_id": None, **_page(hits, body.limit, body.offset, started)}
+
+    @router.post("/recommend", response_model=RecommendResponse, tags=["search"])
+    def recommend(service: Service, body: RecommendRequest):
+        """Papers like the liked ones and unlike the disliked ones. Unknown ids are a 404 naming them."""
+        filters = _filters(body.year_from, body.year_to, body.category, body.author)
+        started = time.perf_counter()
+        with service.reading() as engine:
+            hits = engine.recommend(body.positive, body.negative, limit=body.limit, offset=body.offset,
+                                    filters=filters)
+        return {"positive": body.positive, "negative": body.negative, **_page(hits, body.limit, body.offset, started)}
+
+    @router.get("/health", response_model=HealthResponse, tags=["service"])
+    def health(service: Service):
+        """200 when the index is open and searchable; 503 (error shape) with the reason when not."""
+        try:
+            return service.health()
+        except PaperSearchError as exc:
+            _, code, message, _ = describe(exc)
+            raise ApiError(503, code, message, {"Retry-After": RETRY_AFTER_SECONDS}) from exc
+
+    @router.get("/stats", response_model=StatsResponse, tags=["service"])
+    def stats(service: Service):
+        """What the index holds and the limits this server enforces."""
+        with service.reading() as engine:
+            manifest = engine.store.manifest()
+            size = engine.store.size_on_disk()
+            kind = vectors.resolve_index_type(manifest["index_type"], manifest["papers"])
+        return {"papers": manifest["papers"], "model": manifest["model"]["name"],
+                "model_fingerprint": manifest["model"]["fingerprint"], "dimension": manifest["dimension"],
+                "index_type": kind, "generation": manifest["generation"], "size_bytes": size,
+                "modes": list(MODES), "default_mode": DEFAULT_MODE, "writes_enabled": service.writes_enabled,
+                "max_limit": settings.max_limit, "max_query_chars": settings.max_query_chars,
+                "max_body_bytes": settings.max_body_bytes}
+
+    return router
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False, description="the server's PAPERSEARCH_API_KEY")
+
+
+def _require_api_key(settings: Settings) -> Callable:
+    expected = (settings.api_key or "").encode()
+
+    def require(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+        if not expected:
+            raise ApiError(403, "writes_disabled", "Writes are disabled on this server: start it with "
+                           "PAPERSEARCH_API_KEY set, then send 'Authorization: Bearer <key>'.")
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if credentials is None:
+            raise ApiError(401, "unauthorized", "This endpoint needs 'Authorization: Bearer <API key>'.", challenge)
+        # Constant time: the comparison must not reveal how much of a guess was right.
+        if not hmac.compare_digest(credentials.credentials.encode(), expected):
+            raise ApiError(401, "unauthorized", "The API key is not valid.", challenge)
+
+    return require
+
+
+def _write_routes(settings: Settings) -> APIRouter:
+    router = APIRouter(responses=WRITE_ERROR_RESPONSES, dependencies=[Depends(_require_api_key(settings))],
+                       tags=["papers"])
+    @router.post("/papers", response_model=WriteResponse, openapi_extra=UPLOAD_BODY)
+    async def upsert_papers(service: Service, request: Request):
+        """Add or replace papers (a JSON list of records, or NDJSON; fields as in `papersearch index`).
+
+        Bad records are listed in `rejected` and the good ones are still applied, all at once.
+        When no record is usable the answer is 422.
+        """
+        papers, rejected = await run_in_threadpool(parse_records, await request.body())
+        if not papers:
+            shown = "; ".join(r.message for r in rejected[:5])
+            raise ApiError(422, "invalid_records", f"No record could be used: {shown}")
+        outcome = await run_in_threadpool(service.upsert, [paper for _, paper in papers])
+        report = outcome.report
+        return {"indexed": report.indexed, "unchanged": report.unchanged, "embedded": report.embedded,
+                "rejected": rejected, "duplicates": outcome.duplicates, "generation": outcome.generation,
+                "papers": outcome.papers}
+
+    @router.delete("/papers/{paper_id:path}", response_model=DeleteResponse)
+    def delete_paper(service: Service, paper_id: str):
+        """Remove a paper from the index."""
+        generation, count = service.delete(paper_id)
+        return {"deleted": paper_id, "generation": generation, "papers": count}
+
+    return router
+
+
+# --- the page and the widget ----------------------------------------------------------------------
+
+
+def _page_routes() -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/")
+    def index_page():
+        return FileResponse(STATIC_DIR / "index.html", headers={"Content-Security-Policy": PAGE_CSP,
+                                                                 "X-Content-Type-Options": "nosniff"})
+
+    @router.get("/widget.js")
+    def widget():
+        # Other sites embed this; a short cache keeps their pages fast without pinning old code.
+        return FileResponse(STATIC_DIR / "widget.js", media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"})
+
+    return router
+

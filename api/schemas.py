@@ -1,0 +1,271 @@
+"""Request and response models of the JSON API, built from models.paper.Paper/Hit at the edge.
+
+Request models forbid unknown fields, so a typo ("limt") is a 422 naming the field rather than
+a silently ignored option.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+
+from models.paper import Hit, Paper
+
+# Most paper ids one recommend request may name.
+MAX_RECOMMEND_IDS = 1000
+
+
+# --- records ------------------------------------------------------------------------------------
+
+
+class PaperOut(BaseModel):
+    """One paper as stored."""
+
+    paper_id: str
+    title: str
+    abstract: str
+    authors: list[str]
+    year: int | None
+    categories: list[str]
+    venue: str | None
+    url: str | None
+    doi: str | None
+    extra: dict[str, Any] = Field(description="input fields PaperSearch has no name for, kept as given")
+
+    @classmethod
+    def from_paper(cls, paper: Paper) -> PaperOut:
+        return cls(**paper.to_dict())
+
+
+class HitOut(PaperOut):
+    """One ranked result: the paper, its score (cosine similarity for dense) and 1-based rank."""
+
+    score: float
+    rank: int
+    snippet: str | None = Field(
+        None, description="abstract excerpt with matched terms in <mark>; HTML-escaped except for <mark>")
+
+    @classmethod
+    def from_hit(cls, hit: Hit) -> HitOut:
+        return cls(**hit.to_dict())
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+class Page(BaseModel):
+    """Fields every ranked list has."""
+
+    limit: int
+    offset: int
+    took_ms: float = Field(description="time spent in the engine, in milliseconds")
+    next_offset: int | None = Field(description="offset of the next page, or null on the last page")
+    results: list[HitOut]
+
+
+class SearchResponse(Page):
+    query: str
+    mode: str
+
+
+class RelatedResponse(Page):
+    paper_id: str | None = Field(description="the paper the results relate to; null for pasted text")
+
+
+class RecommendResponse(Page):
+    positive: list[str]
+    negative: list[str]
+
+
+class RecordError(BaseModel):
+    """Why one record of a POST /papers body was not applied."""
+
+    index: int = Field(description="0-based position of the record in the request")
+    paper_id: str | None
+    message: str
+
+
+class WriteResponse(BaseModel):
+    indexed: int = Field(description="records added or changed")
+    unchanged: int = Field(description="records identical to what was stored")
+    embedded: int = Field(description="records whose text changed, so the model ran on them")
+    rejected: list[RecordError]
+    duplicates: list[str] = Field(description="ids sent more than once; the last record won")
+    generation: int
+    papers: int = Field(description="papers in the index after the write")
+
+
+class DeleteResponse(BaseModel):
+    deleted: str
+    generation: int
+    papers: int
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(description="'ready'; a server that is not ready answers 503 in the error shape")
+    papers: int
+    model: str
+    generation: int
+
+
+class StatsResponse(BaseModel):
+    papers: int
+    model: str
+    model_fingerprint: str
+    dimension: int
+    index_type: str
+    generation: int
+    size_bytes: int
+    modes: list[str]
+    default_mode: str
+    writes_enabled: bool
+    max_limit: int
+    max_query_chars: int
+    max_body_bytes: int
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape."""
+
+    error: ErrorDetail
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+def _unicode_text(value: str) -> str:
+    # JSON may spell a lone UTF-16 surrogate ("\\ud800") and Python decodes it, but SQLite and
+    # the JSON answer cannot encode it: refuse it here as a 422 rather than fail later as a 500.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"holds {exc.object[exc.start:exc.end]!a}, a lone surrogate, which is not valid "
+                         "Unicode text") from None
+    return value
+
+
+# A string from a JSON body that is real Unicode text.
+Text = Annotated[str, AfterValidator(_unicode_text)]
+
+
+def _json_integer(value: Any) -> Any:
+    # pydantic's lax mode would take true, false and "10" as integers; the schema says integer,
+    # so they are a 422 like any other wrong type. 10.0 stays fine: JSON Schema counts it as 10.
+    if isinstance(value, (bool, str)):
+        raise ValueError(f"must be an integer, not {'a boolean' if isinstance(value, bool) else 'a string'}")
+    return value
+
+
+def _integer(**bounds: int) -> Any:
+    """An integer type for JSON bodies, without lax coercion, with its bounds in the schema.
+
+    The validator goes after the bounds: placed before them, pydantic writes them into the
+    schema as unknown "ge"/"le" keys instead of minimum/maximum (schemathesis then sent
+    year_to=0 as a valid value).
+    """
+    return Annotated[int, Field(**bounds), BeforeValidator(_json_integer)]
+
+
+Year = _integer(ge=1000, le=2999)
+
+
+class FilterFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    year_from: Year | None = None
+    year_to: Year | None = None
+    category: Text | None = Field(None, max_length=200, description="e.g. cs.CV, or cs for every cs.*")
+    author: Text | None = Field(None, max_length=200, description="case-insensitive substring of an author")
+
+
+class RelatedRequest(FilterFields):
+    """POST /related; `bounded_requests` adds the server's bounds."""
+
+    text: Text = Field(min_length=1, description="a pasted abstract or draft")
+    limit: _integer(ge=1) = 10
+    offset: _integer(ge=0) = 0
+
+
+class RecommendRequest(FilterFields):
+    """POST /recommend; `bounded_requests` adds the server's bounds."""
+
+    positive: list[Text] = Field(min_length=1, max_length=MAX_RECOMMEND_IDS, description="liked paper ids")
+    negative: list[Text] = Field(default_factory=list, max_length=MAX_RECOMMEND_IDS,
+                                 description="disliked paper ids")
+    limit: _integer(ge=1) = 10
+    offset: _integer(ge=0) = 0
+
+
+def bounded_requests(max_limit: int, max_offset: int, max_query_chars: int
+                     ) -> tuple[type[RelatedRequest], type[RecommendRequest]]:
+    """The request models with one server's bounds (from Settings), so /openapi.json states them
+    and pydantic enforces them: a client that follows the schema is never refused for size."""
+    paging: dict[str, Any] = {
+        "limit": (_integer(ge=1, le=max_limit), Field(10, description="results per page")),
+        "offset": (_integer(ge=0, le=max_offset), Field(0, description="results to skip (paging)")),
+    }
+    related = create_model(
+        "RelatedRequest", __base__=RelatedRequest, __module__=__name__, **paging,
+        text=(Text, Field(min_length=1, max_length=max_query_chars,
+                          description="a pasted abstract or draft; send the first part of a longer one")))
+    recommend = create_model("RecommendRequest", __base__=RecommendRequest, __module__=__name__, **paging)
+    return related, recommend
+
+
+# What POST /papers takes, for /openapi.json only: records are parsed by indexer.ingest.to_paper
+# (api/records.py), which is lenient on purpose, so a file that `papersearch index` accepts
+# uploads too. Each record is checked on its own: bad ones are listed in `rejected`.
+_TEXT_OR_NULL = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+_TEXT_OR_LIST = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}]}
+_ID = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": 512}, {"type": "integer"}]}
+PAPER_RECORD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One paper. Fields PaperSearch has no name for are kept in `extra`.",
+    "properties": {
+        "id": {**_ID, "description": "the paper's id (also accepted as paper_id, _id or arxiv_id)"},
+        # An alias is read only when the names before it are absent (else it is kept in `extra`),
+        # so its type is not fixed here.
+        **{alias: {"description": "the id, when the names before it are absent"}
+           for alias in ("paper_id", "_id", "arxiv_id")},
+        "title": {"type": "string", "minLength": 1},
+        "abstract": {**_TEXT_OR_NULL, "description": "also accepted as text or summary"},
+        "authors": {**_TEXT_OR_LIST, "description": "a list, or one string split at commas, 'and', ';'"},
+        "year": {"anyOf": [{"type": "integer", "minimum": 1000, "maximum": 2999}, {"type": "string"},
+                           {"type": "null"}], "description": "an integer, or text holding a year"},
+        "categories": {**_TEXT_OR_LIST, "description": "a list, or one string split at spaces and commas"},
+        "venue": _TEXT_OR_NULL, "url": _TEXT_OR_NULL, "doi": _TEXT_OR_NULL,
+    },
+    "required": ["title"],
+    "anyOf": [{"required": [name]} for name in ("id", "paper_id", "_id", "arxiv_id")],
+}
+UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {
+        "schema": {"anyOf": [{"type": "array", "minItems": 1, "items": PAPER_RECORD_SCHEMA}, PAPER_RECORD_SCHEMA]},
+        "example": [{"id": "2101.00001", "title": "A title", "abstract": "The abstract.",
+                     "authors": ["Ada Lovelace"], "year": 2021, "categories": ["cs.CL"]}]},
+    "application/x-ndjson": {"schema": {"type": "string", "minLength": 1,
+                                        "description": "one JSON record per line"}},
+}}}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in (
+        (400, "The query or input cannot be used (empty query, malformed JSON)"),
+        (404, "Unknown paper id"),
+        (422, "A parameter or body field is missing, of the wrong type or out of bounds"),
+        (503, "No index yet, the index is unreadable, or a write is in progress (see Retry-After)"),
+    )
+}
+WRITE_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERROR_RESPONSES,
+    401: {"model": ErrorResponse, "description": "Missing or wrong 'Authorization: Bearer <key>'"},
+    403: {"model": ErrorResponse, "description": "Writes are disabled: the server has no API key"},
+    413: {"model": ErrorResponse, "description": "The request body is larger than the server accepts"},
+}

@@ -1,0 +1,303 @@
+"""Check that the parts of an index agree, and repair what can be repaired.
+
+The parts are papers.sqlite (the records and their embeddings: the source of truth), the model
+it records (name, fingerprint, dimension), the FAISS file of the current generation and
+manifest.json. The FAISS file and the manifest are derived: `repair_index` rebuilds them from the
+stored embeddings without the model. Rows whose embedding is unusable, or whose text no longer
+matches its content hash, are re-embedded from the stored text with the index's own model. A
+damaged papers.sqlite or a different installed model cannot be repaired here; the message says
+what to do instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from indexer import vectors
+from indexer.store import DB_FILE, MANIFEST_FILE, IndexStore, Upsert, WriteLock, faiss_file
+from models.embedder import Embedder, model_fingerprint
+from models.errors import IndexCorrupt, IndexNotBuilt, ModelLoadError
+from models.paper import content_hash, embed_text
+
+# A stored vector this far from unit length was not written by the embedder.
+_NORM_TOLERANCE = 1e-3
+# FAISS keeps float32 copies; anything above rounding noise means the file holds other vectors.
+_VECTOR_TOLERANCE = 1e-5
+_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One disagreement: which part, what exactly, and whether `repair_index` can fix it."""
+
+    part: str  # "sqlite", "model", "embeddings", "vectors", "manifest" or "files"
+    message: str
+    repairable: bool
+
+    def to_dict(self) -> dict:
+        return {"part": self.part, "message": self.message, "repairable": self.repairable}
+
+
+@dataclass
+class CheckReport:
+    """What `check_index` found (and, after `repair_index`, what it fixed)."""
+
+    directory: Path
+    papers: int | None = None
+    generation: int | None = None
+    model: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    # Rows to re-embed on repair: rowid -> Paper (unusable embedding or stale content hash).
+    stale_rows: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, part: str, message: str, repairable: bool) -> None:
+        self.problems.append(Problem(part, message, repairable))
+
+    def to_dict(self) -> dict:
+        return {"index": str(self.directory), "ok": self.ok, "papers": self.papers,
+                "generation": self.generation, "model": self.model,
+                "problems": [p.to_dict() for p in self.problems], "repaired": self.repaired}
+
+
+# --- checking ---------------------------------------------------------------------------------------
+
+
+def check_index(directory: str | Path) -> CheckReport:
+    """Compare every part of the index in `directory`; the report lists each disagreement.
+
+    Holds the write lock while it looks, so a running `papersearch index` is not mistaken for damage.
+    """
+    directory = _existing(directory)
+    with _locked(directory):
+        return _check(directory)
+
+
+def _check(directory: Path) -> CheckReport:
+    report = CheckReport(directory)
+    if not (directory / DB_FILE).is_file():
+        leftovers = sorted(p.name for p in directory.glob("vectors-*.faiss")) + \
+            ([MANIFEST_FILE] if (directory / MANIFEST_FILE).is_file() else [])
+        if not leftovers:
+            raise IndexNotBuilt(_no_index(directory))
+        report.add("sqlite", f"{DB_FILE} is missing (only {', '.join(leftovers)} remain). It holds the records "
+                   "and embeddings, which the derived files cannot restore: re-index your input files "
+                   f"into {directory}, or restore {DB_FILE} from a backup.", False)
+        return report
+    try:
+        store = IndexStore.open(directory)
+    except (IndexCorrupt, IndexNotBuilt) as exc:
+        report.add("sqlite", str(exc), False)
+        return report
+    try:
+        damage = store.integrity_problems()
+        if damage:
+            report.add("sqlite", f"{DB_FILE} is damaged: {'; '.join(damage[:3])}. It is the source of truth and "
+                       "cannot be rebuilt from the derived files: re-index your input files into a new "
+                       "directory, or restore it from a backup.", False)
+            return report
+        report.papers, report.generation, report.model = store.count(), store.generation, store.model.name
+        model_ok = _check_model(store, report)
+        _check_rows(store, report, verify_hashes=model_ok)
+        _check_vectors(store, report)
+        _check_manifest(store, report)
+        leftovers = [p.name for p in store.leftover_files()]
+        if leftovers:
+            report.add("files", f"leftover files from an interrupted write: {', '.join(leftovers)}", True)
+    except IndexCorrupt as exc:
+        report.add("sqlite", str(exc), False)
+    finally:
+        store.close()
+    return report
+
+
+def _check_model(store: IndexStore, report: CheckReport) -> bool:
+    """True when the installed model is the one the index records."""
+    model = store.model
+    try:
+        installed = model_fingerprint(model.name)
+    except ModelLoadError as exc:
+        report.add("model", f"cannot verify the model: {exc} Searching this index needs that model.", False)
+        return False
+    if installed != model.fingerprint:
+        report.add("model", f"the index was built with {model.name!r} fingerprint {model.fingerprint}, but the "
+                   f"installed {model.name!r} has fingerprint {installed}: its vectors would not be comparable "
+                   "with the stored ones. Reinstall the model the index was built with, or re-index your "
+                   "input files into a new directory.", False)
+        return False
+    return True
+
+
+def _check_rows(store: IndexStore, report: CheckReport, verify_hashes: bool = True) -> None:
+    """Every stored embedding is usable and every content hash matches the stored text.
+
+    Hashes include the model fingerprint, so they are only compared when the model checked out.
+    """
+    model = store.model
+    expected_bytes = model.dimension * 4
+    broken, stale = [], []
+    for rowid, paper, digest, blob in store.iter_stored():
+        if len(blob) != expected_bytes:
+            broken.append((paper.paper_id, f"{len(blob)} bytes instead of {expected_bytes}"))
+            report.stale_rows[rowid] = paper
+            continue
+        vector = np.frombuffer(blob, dtype=np.float32)
+        norm = float(np.linalg.norm(vector))
+        if not np.isfinite(vector).all() or abs(norm - 1.0) > _NORM_TOLERANCE:
+            broken.append((paper.paper_id, "not finite" if not np.isfinite(norm) else f"length {norm:.3g}, not 1"))
+            report.stale_rows[rowid] = paper
+        elif verify_hashes and content_hash(paper, model.fingerprint) != digest:
+            stale.append(paper.paper_id)
+            report.stale_rows[rowid] = paper
+    if broken:
+        shown = ", ".join(f"{pid!r} ({why})" for pid, why in broken[:_EXAMPLES])
+        report.add("embeddings", f"{len(broken)} stored embedding(s) are unusable: {shown}"
+                   f"{' ...' if len(broken) > _EXAMPLES else ''}; repair re-embeds them from the stored text", True)
+    if stale:
+        shown = ", ".join(repr(p) for p in stale[:_EXAMPLES])
+        report.add("embeddings", f"{len(stale)} paper(s) have a text that does not match the content hash their "
+                   f"embedding was made for: {shown}{' ...' if len(stale) > _EXAMPLES else ''}; "
+                   "repair re-embeds them from the stored text", True)
+
+
+def _check_vectors(store: IndexStore, report: CheckReport) -> None:
+    """The FAISS file of the current generation exists, matches SQLite's ids and vectors, and has
+    the structure the index type asks for."""
+    generation = report.generation
+    index, problem = store.vector_file_status(generation)
+    repair = "; searches still work meanwhile (rebuilt in memory on every open)"
+    if index is None:
+        report.add("vectors", problem + repair, True)
+        return
+    wanted = vectors.resolve_index_type(store.index_type, report.papers)
+    if vectors.index_kind(index) != wanted:
+        report.add("vectors", f"{faiss_file(store.directory, generation).name} is a {vectors.index_kind(index)} "
+                   f"index but the index type {store.index_type!r} asks for {wanted}", True)
+    differing = 0
+    try:
+        for rowids, matrix in store.iter_embeddings():
+            held = index.reconstruct_batch(rowids)
+            differing += int((np.abs(held - matrix).max(axis=1) > _VECTOR_TOLERANCE).sum())
+    except IndexCorrupt:
+        return  # unusable embeddings are already reported by _check_rows
+    if differing:
+        report.add("vectors", f"{faiss_file(store.directory, generation).name} holds different vectors than "
+                   f"papers.sqlite for {differing} paper(s){repair}", True)
+
+
+def _check_manifest(store: IndexStore, report: CheckReport) -> None:
+    path = store.directory / MANIFEST_FILE
+    if not path.is_file():
+        report.add("manifest", f"{MANIFEST_FILE} is missing", True)
+        return
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(found, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        report.add("manifest", f"{MANIFEST_FILE} is unreadable ({exc})", True)
+        return
+    truth = store.manifest()
+    wrong = [f"{key} is {found.get(key)!r}, should be {value!r}"
+             for key, value in truth.items() if key != "updated_at" and found.get(key) != value]
+    if wrong:
+        report.add("manifest", f"{MANIFEST_FILE} disagrees with {DB_FILE}: {'; '.join(wrong)}", True)
+
+
+# --- repairing --------------------------------------------------------------------------------------
+
+
+def repair_index(directory: str | Path, force: bool = False, index_type: str | None = None,
+                 embedder: Embedder | None = None) -> CheckReport:
+    """Rebuild the derived parts from SQLite (always with `force`), then check again.
+
+    Re-embeds only rows whose stored embedding is unusable or stale, with the index's own model.
+    Returns the report of the check made after repairing, with `repaired` listing what was done.
+    """
+    directory = _existing(directory)
+    with WriteLock(directory, wait=False):
+        before = _check(directory)
+        if any(p.part == "sqlite" for p in before.problems):
+            return before  # nothing derived can be trusted to a damaged source of truth
+        if before.ok and not force and index_type is None:
+            return before
+        done = _repair(directory, before, index_type, embedder)
+        after = _check(directory)
+    after.repaired = done
+    return after
+
+
+def _repair(directory: Path, before: CheckReport, index_type: str | None, embedder: Embedder | None) -> list[str]:
+    done: list[str] = []
+    store = IndexStore.open(directory)
+    try:
+        if before.stale_rows and not any(p.part == "model" for p in before.problems):
+            done.append(_reembed(store, before.stale_rows, embedder))
+        if index_type is not None and index_type != store.index_type:
+            store.set_index_type(index_type)
+            done.append(f"set the index type to {index_type}")
+        index = store.build_vector_index()
+        generation = store.generation
+        store.save_vector_index(index, generation)
+        done.append(f"rebuilt {faiss_file(directory, generation).name} ({vectors.index_kind(index)}) from "
+                    f"{index.ntotal} stored embeddings")
+        removed = store.leftover_files()
+        for path in removed:
+            path.unlink(missing_ok=True)
+        if removed:
+            done.append(f"removed {', '.join(p.name for p in removed)}")
+        store.write_manifest()
+        done.append(f"rewrote {MANIFEST_FILE}")
+    finally:
+        store.close()
+    return done
+
+
+def _reembed(store: IndexStore, rows: dict, embedder: Embedder | None) -> str:
+    model = store.model
+    embedder = embedder or Embedder(model.name)
+    papers = list(rows.values())
+    matrix = embedder.encode([embed_text(p) for p in papers], "document")
+    store.write([Upsert(p, content_hash(p, model.fingerprint), v) for p, v in zip(papers, matrix, strict=True)])
+    return f"re-embedded {len(papers)} paper(s) from their stored text"
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _existing(directory: str | Path) -> Path:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise IndexNotBuilt(_no_index(directory))
+    return directory
+
+
+def _no_index(directory: Path) -> str:
+    return f"No index in {directory} - run 'papersearch index papers.jsonl --index {directory}' first."
+
+
+class _locked:
+    """The write lock when the directory allows creating it; a read-only copy is checked as is."""
+
+    def __init__(self, directory: Path):
+        self._lock = WriteLock(directory, wait=False)
+        self._held = False
+
+    def __enter__(self) -> None:
+        try:
+            self._lock.__enter__()
+            self._held = True
+        except PermissionError:
+            self._held = False
+
+    def __exit__(self, *exc) -> None:
+        if self._held:
+            self._lock.__exit__(*exc)

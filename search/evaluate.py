@@ -1,0 +1,233 @@
+"""Retrieval quality on BEIR-layout data: load, build (or reuse) an index, run every judged query.
+
+    DATASET_DIR/corpus.jsonl[.gz]    {"_id", "title", "text"}
+    DATASET_DIR/queries.jsonl[.gz]   {"_id", "text"}
+    DATASET_DIR/qrels/<split>.tsv    query-id <TAB> corpus-id <TAB> score (header line optional)
+
+Metrics follow BEIR (pytrec_eval): nDCG@10 with the judged grade as the gain (linear, so graded
+collections such as Cranfield count by grade), Recall@100 and MRR@10 over documents judged > 0.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from models.config import Settings
+from models.embedder import Embedder
+from models.errors import InvalidInput
+
+# What one indexing of a corpus leaves beside the index, so the next run reuses it.
+_BUILT_MARKER = "built.json"
+_SEARCH_DEPTH = 100  # Recall@100 needs the top 100
+
+
+@dataclass
+class BeirDataset:
+    """A judged collection: where its corpus is, its queries and its judgments for one split."""
+
+    name: str
+    corpus_path: Path
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+    split: str
+
+
+@dataclass
+class EvalReport:
+    """The figures for one dataset, split and mode."""
+
+    dataset: str
+    split: str
+    mode: str
+    model: str
+    queries: int
+    ndcg_at_10: float
+    recall_at_100: float
+    mrr_at_10: float
+    mean_latency_ms: float
+    index_dir: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        for key in ("ndcg_at_10", "recall_at_100", "mrr_at_10"):
+            out[key] = round(out[key], 4)
+        out["mean_latency_ms"] = round(out["mean_latency_ms"], 2)
+        return out
+
+
+# --- loading ----------------------------------------------------------------------------------------
+
+
+def _find(directory: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (directory / name).is_file():
+            return directory / name
+    raise InvalidInput(f"{directory}: no {stem} or {stem}.gz - is this a BEIR-layout data set folder?")
+
+
+def _read_jsonl(path: Path):
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except ValueError as exc:
+                    raise InvalidInput(f"{path}:{number}: malformed JSON ({exc})") from exc
+
+
+def read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """query id -> {doc id: grade}, from a BEIR qrels TSV (the header line is optional)."""
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            parts = line.rstrip("\n").split("\t")
+            if not line.strip() or (number == 1 and parts[0] == "query-id"):
+                continue
+            if len(parts) < 3:
+                raise InvalidInput(f"{path}:{number}: expected query-id<TAB>corpus-id<TAB>score")
+            try:
+                grade = int(float(parts[-1]))
+            except ValueError as exc:
+                raise InvalidInput(f"{path}:{number}: score {parts[-1]!r} is not a number") from exc
+            qrels.setdefault(parts[0], {})[parts[-2]] = grade
+    return qrels
+
+
+def load_beir(directory: str | Path, split: str = "test") -> BeirDataset:
+    """The judged queries of one split; the corpus is only located, it is streamed when indexed."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InvalidInput(f"{directory}: no such data set folder")
+    corpus = _find(directory, "corpus.jsonl")
+    qrels_path = directory / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        found = sorted(p.stem for p in (directory / "qrels").glob("*.tsv"))
+        raise InvalidInput(f"{qrels_path} does not exist; splits here: {', '.join(found) or 'none'}.")
+    qrels = read_qrels(qrels_path)
+    texts = {str(q["_id"]): q.get("text", "") for q in _read_jsonl(_find(directory, "queries.jsonl"))}
+    missing = [qid for qid in qrels if qid not in texts]
+    if missing:
+        raise InvalidInput(f"{qrels_path}: {len(missing)} judged query id(s) are not in queries, e.g. {missing[0]!r}")
+    # Only queries with at least one relevant document count (BEIR / pytrec_eval skip the rest).
+    judged = {qid: grades for qid, grades in qrels.items() if any(g > 0 for g in grades.values())}
+    return BeirDataset(directory.name, corpus, {qid: texts[qid] for qid in judged}, judged, split)
+
+
+# --- metrics ----------------------------------------------------------------------------------------
+
+
+def ndcg_at_k(ranked: list[str], grades: dict[str, int], k: int = 10) -> float:
+    """Normalised discounted cumulative gain with gain = grade (pytrec_eval's convention)."""
+    dcg = sum(max(grades.get(doc, 0), 0) / math.log2(i + 2) for i, doc in enumerate(ranked[:k]))
+    ideal = sorted((g for g in grades.values() if g > 0), reverse=True)[:k]
+    best = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / best if best > 0 else 0.0
+
+
+def recall_at_k(ranked: list[str], grades: dict[str, int], k: int = 100) -> float:
+    """Share of the relevant documents (grade > 0) found in the top k."""
+    relevant = {doc for doc, g in grades.items() if g > 0}
+    return len(relevant.intersection(ranked[:k])) / len(relevant) if relevant else 0.0
+
+
+def mrr_at_k(ranked: list[str], grades: dict[str, int], k: int = 10) -> float:
+    """1 / rank of the first relevant document within the top k, else 0."""
+    for i, doc in enumerate(ranked[:k]):
+        if grades.get(doc, 0) > 0:
+            return 1.0 / (i + 1)
+    return 0.0
+
+
+def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Mean nDCG@10, Recall@100 and MRR@10 over the judged queries (a query with no run scores 0)."""
+    n = len(qrels) or 1
+    return {
+        "ndcg_at_10": sum(ndcg_at_k(run.get(q, []), g) for q, g in qrels.items()) / n,
+        "recall_at_100": sum(recall_at_k(run.get(q, []), g) for q, g in qrels.items()) / n,
+        "mrr_at_10": sum(mrr_at_k(run.get(q, []), g) for q, g in qrels.items()) / n,
+    }
+
+
+# --- index cache ------------------------------------------------------------------------------------
+
+
+def corpus_digest(path: Path) -> str:
+    """sha256 of the corpus's decompressed bytes, so recompressing it keeps the cache."""
+    digest = hashlib.sha256()
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(dataset: BeirDataset, model_fingerprint: str) -> str:
+    """Folder name for one corpus embedded by one model."""
+    return f"{dataset.name}-{corpus_digest(dataset.corpus_path)[:16]}-{model_fingerprint}"
+
+
+def prepare_index(dataset: BeirDataset, settings: Settings, embedder: Embedder) -> Path:
+    """The index of the dataset's corpus for this model: reused from the cache, else built there."""
+    from indexer.build import index_file
+
+    folder = Path(settings.eval_cache_dir) / cache_key(dataset, embedder.fingerprint)
+    index_dir = folder / "index"
+    marker = folder / _BUILT_MARKER
+    if marker.is_file() and (index_dir / "papers.sqlite").is_file():
+        return index_dir
+    # index_file is incremental: an index copied in under this key re-embeds nothing.
+    report = index_file(Settings(index_dir=index_dir, model=embedder.name, batch_size=settings.batch_size,
+                                 index_type="flat"), dataset.corpus_path, fmt="beir", embedder=embedder)
+    marker.write_text(json.dumps({"corpus": str(dataset.corpus_path), "model": embedder.name,
+                                  "indexed": report.indexed, "unchanged": report.unchanged,
+                                  "rejected": len(report.rejected), "seconds": round(report.seconds, 1)}) + "\n")
+    return index_dir
+
+
+# --- running ----------------------------------------------------------------------------------------
+
+
+def run_queries(engine, queries: dict[str, str], mode: str,
+                depth: int = _SEARCH_DEPTH) -> tuple[dict[str, list[str]], float]:
+    """Rank the top `depth` papers for each query; returns (run, mean seconds per query)."""
+    run: dict[str, list[str]] = {}
+    spent = 0.0
+    for qid, text in queries.items():
+        started = time.perf_counter()
+        hits = engine.search(text, limit=depth, mode=mode, snippets=False)
+        spent += time.perf_counter() - started
+        run[qid] = [hit.paper.paper_id for hit in hits]
+    return run, spent / max(len(queries), 1)
+
+
+def evaluate(dataset_dir: str | Path, settings: Settings, split: str = "test", modes: tuple[str, ...] = ("hybrid",),
+             embedder: Embedder | None = None) -> list[EvalReport]:
+    """Build or reuse the dataset's index, then score each mode on the split's judged queries."""
+    from models.config import DEFAULT_MODEL
+    from search.engine import SearchEngine
+
+    dataset = load_beir(dataset_dir, split)
+    embedder = embedder or Embedder(settings.model or DEFAULT_MODEL, threads=settings.threads,
+                                    batch_size=settings.batch_size)
+    index_dir = prepare_index(dataset, settings, embedder)
+    engine = SearchEngine.open(Settings(index_dir=index_dir, max_limit=max(settings.max_limit, _SEARCH_DEPTH)),
+                               encoder=embedder)
+    try:
+        engine.search("warm up", limit=1, mode="hybrid", snippets=False)  # load the model outside the timing
+        reports = []
+        for mode in modes:
+            run, seconds = run_queries(engine, dataset.queries, mode)
+            metrics = score_run(run, dataset.qrels)
+            reports.append(EvalReport(dataset.name, split, mode, embedder.name, len(dataset.queries),
+                                      mean_latency_ms=seconds * 1000, index_dir=str(index_dir), **metrics))
+        return reports
+    finally:
+        engine.close()

@@ -1,0 +1,256 @@
+"""Distributed indexing on Ray: same directory as the single-process path, no loss on crashes.
+
+The Ray tests run a real local Ray (2 CPUs, 1-2 model replicas of the real bundled model) and are
+marked slow; they skip when Ray (the optional extra) is not installed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from api.cli import main
+from indexer import distributed
+from indexer.build import index_file
+from indexer.store import IndexStore
+from models.config import Settings
+from search.engine import SearchEngine
+from tests.conftest import ROOT, SAMPLE, shared_dataset
+
+SUBSET = 300  # SciFact abstracts: two write batches, about 20 s of embedding per path here
+QUERIES = ("lightweight OCR", "protein folding", "gene expression in cancer cells", "vitamin D deficiency")
+
+
+# --- fixtures ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ray_local(tmp_path_factory):
+    """One local Ray for the session (2 CPUs); index_files_ray reuses it instead of starting its own."""
+    ray = pytest.importorskip("ray")
+    crash_dir = tmp_path_factory.mktemp("ray-crash")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024 * 1024,
+             log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "PAPERSEARCH_TEST_CRASH_DIR": str(crash_dir)}})
+    yield crash_dir
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def scifact_subset(tmp_path_factory) -> Path:
+    """The first SUBSET SciFact abstracts as a BEIR corpus file."""
+    corpus = shared_dataset("scifact") / "corpus.jsonl.gz"
+    target = tmp_path_factory.mktemp("scifact") / "corpus-subset.jsonl"
+    with gzip.open(corpus, "rt", encoding="utf-8") as source, target.open("w", encoding="utf-8") as out:
+        for number, line in enumerate(source):
+            if number >= SUBSET:
+                break
+            out.write(line)
+    return target
+
+
+@pytest.fixture(scope="session")
+def scifact_reference(tmp_path_factory, scifact_subset, embedder) -> Path:
+    """The single-process index of the subset: what the Ray path must reproduce."""
+    directory = tmp_path_factory.mktemp("scifact-single")
+    index_file(Settings(index_dir=directory), scifact_subset, embedder=embedder)
+    return directory
+
+
+def read_rows(directory: Path) -> dict[str, tuple[int, str, np.ndarray]]:
+    """paper_id -> (rowid, content hash, vector), straight from the SQLite file."""
+    with sqlite3.connect(directory / "papers.sqlite") as db:
+        rows = db.execute("SELECT paper_id, rowid, content_hash, embedding FROM papers").fetchall()
+    return {pid: (rowid, digest, np.frombuffer(blob, dtype=np.float32)) for pid, rowid, digest, blob in rows}
+
+
+def assert_same_index(got: Path, want: Path, embedder) -> None:
+    """Same records, ids, rowids and vectors (within 1e-5), and the same search results."""
+    got_rows, want_rows = read_rows(got), read_rows(want)
+    assert got_rows.keys() == want_rows.keys()
+    for pid, (rowid, digest, vector) in want_rows.items():
+        assert got_rows[pid][:2] == (rowid, digest)
+        np.testing.assert_allclose(got_rows[pid][2], vector, atol=1e-5)
+    got_store, want_store = IndexStore.open(got), IndexStore.open(want)
+    try:
+        assert dict(got_store.iter_papers()) == dict(want_store.iter_papers())
+        assert {k: v for k, v in got_store.manifest().items() if k != "updated_at"} == \
+               {k: v for k, v in want_store.manifest().items() if k != "updated_at"}
+    finally:
+        got_store.close()
+        want_store.close()
+    def listing(directory: Path) -> list[str]:  # SQLite's -wal/-shm exist only while a reader is open
+        return sorted(p.name for p in directory.iterdir() if not p.name.endswith(("-wal", "-shm")))
+
+    assert listing(got) == listing(want)
+    engines = [SearchEngine.open(Settings(index_dir=d), encoder=embedder) for d in (got, want)]
+    try:
+        for query in QUERIES:
+            a, b = (engine.search(query, limit=10) for engine in engines)
+            assert [h.paper.paper_id for h in a] == [h.paper.paper_id for h in b]
+            np.testing.assert_allclose([h.score for h in a], [h.score for h in b], atol=1e-5)
+    finally:
+        for engine in engines:
+            engine.close()
+
+
+class CrashOnceReplica(distributed.EmbedReplica):
+    """A replica whose process dies on its second batch, once per test run (a lost worker)."""
+
+    calls = 0
+
+    def __call__(self, batch):
+        self.calls += 1
+        marker = Path(os.environ["PAPERSEARCH_TEST_CRASH_DIR"]) / "crashed"
+        if self.calls == 2:
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+            except FileExistsError:
+                pass
+            else:
+                os._exit(1)  # no exception, no cleanup: the worker process is simply gone
+        return super().__call__(batch)
+
+
+# --- without a cluster ----------------------------------------------------------------------------
+
+
+def test_read_shard_streams_blocks_and_passes_rejections(tmp_path):
+    lines = [json.dumps({"id": f"x{i}", "title": f"Paper {i}", "abstract": "Text."}) for i in range(300)]
+    lines.insert(5, "{not json")
+    path = tmp_path / "papers.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    blocks = list(distributed.read_shard({"path": np.array([str(path)], dtype=object)}))
+    assert [len(b["paper"]) for b in blocks] == [distributed.READ_BLOCK, 301 - distributed.READ_BLOCK]
+    rejected = [(str(b["location"][i]), str(b["rejection"][i]))
+                for b in blocks for i, text in enumerate(b["paper"]) if not text]
+    assert len(rejected) == 1 and rejected[0][0].endswith(":6")
+    first = distributed.paper_from_json(blocks[0]["paper"][0])
+    assert (first.paper_id, first.title, first.abstract) == ("x0", "Paper 0", "Text.")
+
+
+def test_stored_keys_identify_stored_papers(sample_index_dir):
+    store = IndexStore.open(sample_index_dir)
+    try:
+        keys = distributed.stored_keys(store)
+        hashes = [pair for chunk in store.iter_content_hashes() for pair in chunk]
+    finally:
+        store.close()
+    assert len(keys) == 24 and np.all(keys[:-1] < keys[1:])
+    pid, digest = hashes[0]
+    assert distributed._key(pid, digest) in set(keys.tolist())
+    assert distributed._key(pid, "0" * 64) not in set(keys.tolist())  # changed text: embed again
+
+
+def test_missing_ray_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an install without the extra looks like
+    code = main(["index", str(SAMPLE), "--index", str(tmp_path / "i"), "--ray"])
+    assert code == 1
+    assert "pip install 'papersearch[ray]'" in capsys.readouterr().err
+
+
+# --- on a local Ray ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ray_path_equals_single_process_on_sample(ray_local, tmp_path, sample_index_dir, embedder):
+    report, run = distributed.index_files_ray(Settings(index_dir=tmp_path / "ray"), [SAMPLE],
+                                              options=distributed.RayOptions(replicas=2), embedder=embedder)
+    assert (report.indexed, report.embedded, report.encode_seconds) == (24, 24, 0.0)  # all on the replicas
+    assert run.replicas == 2
+    assert_same_index(tmp_path / "ray", sample_index_dir, embedder)
+
+
+@pytest.mark.slow
+def test_ray_path_equals_single_process_on_scifact(ray_local, tmp_path, scifact_subset, scifact_reference,
+                                                   embedder):
+    report, _ = distributed.index_files_ray(Settings(index_dir=tmp_path / "ray"), [scifact_subset],
+                                            options=distributed.RayOptions(replicas=2), embedder=embedder)
+    assert (report.indexed, report.embedded) == (SUBSET, SUBSET)
+    assert_same_index(tmp_path / "ray", scifact_reference, embedder)
+
+
+@pytest.mark.slow
+def test_lost_replica_loses_and_duplicates_nothing(ray_local, tmp_path, scifact_subset, scifact_reference,
+                                                   embedder):
+    marker = ray_local / "crashed"
+    marker.unlink(missing_ok=True)
+    report, _ = distributed.index_files_ray(Settings(index_dir=tmp_path / "ray"), [scifact_subset],
+                                            options=distributed.RayOptions(replicas=1), embedder=embedder,
+                                            replica=CrashOnceReplica)
+    assert marker.exists(), "the replica never crashed, so this test proved nothing"
+    assert (report.indexed, report.encode_seconds) == (SUBSET, 0.0)
+    assert_same_index(tmp_path / "ray", scifact_reference, embedder)
+
+
+@pytest.mark.slow
+def test_rerun_skips_stored_papers(ray_local, tmp_path, embedder):
+    half = tmp_path / "half.jsonl"
+    lines = SAMPLE.read_text().splitlines()
+    half.write_text("\n".join(lines[:12]) + "\n")
+    settings = Settings(index_dir=tmp_path / "ray")
+    distributed.index_files_ray(settings, [half], options=distributed.RayOptions(replicas=1), embedder=embedder)
+    generation = IndexStore.open(tmp_path / "ray").generation
+    report, _ = distributed.index_files_ray(settings, [SAMPLE], options=distributed.RayOptions(replicas=1),
+                                            embedder=embedder)
+    assert (report.indexed, report.unchanged, report.embedded) == (12, 12, 12)
+    again, _ = distributed.index_files_ray(settings, [SAMPLE], options=distributed.RayOptions(replicas=1),
+                                           embedder=embedder)
+    assert (again.indexed, again.unchanged, again.embedded) == (0, 24, 0)
+    assert IndexStore.open(tmp_path / "ray").generation == generation + 1  # the no-op rerun wrote nothing
+
+
+@pytest.mark.slow
+def test_cli_index_with_ray(ray_local, tmp_path, capsys):
+    code = main(["index", str(SAMPLE), "--index", str(tmp_path / "i"), "--ray", "--replicas", "1", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (out["indexed"], out["rejected"], out["ray"]["replicas"]) == (24, 0, 1)
+    assert main(["search", "protein folding", "--index", str(tmp_path / "i"), "--json", "--limit", "1"]) == 0
+    assert "Fold" in json.loads(capsys.readouterr().out)["title"]
+
+
+@pytest.mark.slow
+def test_driver_killed_mid_run_resumes(tmp_path, scifact_subset, scifact_reference, embedder):
+    """SIGKILL the whole `papersearch index --ray` process group after its first commit, then rerun."""
+    pytest.importorskip("ray")
+    index = tmp_path / "ray"
+    command = [sys.executable, "-m", "api.cli", "index", str(scifact_subset), "--index", str(index),
+               "--ray", "--replicas", "1", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_ADDRESS": ""}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    committed = 0
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and process.poll() is None:
+        committed = _count(index)
+        if committed:
+            break
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert 0 < committed < SUBSET, f"expected a partial index at the kill, found {committed} papers"
+    survived = _count(index)
+    rerun = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stderr
+    out = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert out["unchanged"] == survived and out["indexed"] == SUBSET - survived
+    assert_same_index(index, scifact_reference, embedder)
+
+
+def _count(index: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{index / 'papers.sqlite'}?mode=ro", uri=True, timeout=1) as db:
+            return db.execute("SELECT count(*) FROM papers").fetchone()[0]
+    except sqlite3.Error:
+        return 0

@@ -1,0 +1,142 @@
+"""The eval metrics against hand-computed values, BEIR loading, and `eval` end to end on a tiny set."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from api.cli import main
+from models.config import Settings
+from models.errors import InvalidInput
+from search.evaluate import evaluate, load_beir, mrr_at_k, ndcg_at_k, read_qrels, recall_at_k, score_run
+
+from .conftest import SAMPLE
+
+# --- metrics --------------------------------------------------------------------------------------
+
+RANKED = ["a", "b", "c", "d"]
+GRADES = {"b": 2, "d": 1, "e": 3, "f": 0}  # e is relevant but never retrieved; f is judged irrelevant
+
+
+def test_ndcg_counts_by_grade():
+    dcg = 2 / math.log2(3) + 1 / math.log2(5)  # b at rank 2, d at rank 4
+    ideal = 3 / math.log2(2) + 2 / math.log2(3) + 1 / math.log2(4)  # e, b, d
+    assert ndcg_at_k(RANKED, GRADES, 10) == pytest.approx(dcg / ideal)
+    assert ndcg_at_k(RANKED, GRADES, 10) == pytest.approx(0.355436, abs=1e-6)
+    assert ndcg_at_k(RANKED, GRADES, 1) == 0.0  # a is not relevant
+    assert ndcg_at_k(["e", "b", "d"], GRADES, 10) == pytest.approx(1.0)
+    assert ndcg_at_k([], GRADES, 10) == 0.0
+
+
+def test_recall_and_mrr():
+    assert recall_at_k(RANKED, GRADES, 100) == pytest.approx(2 / 3)  # b and d of b, d, e
+    assert recall_at_k(RANKED, GRADES, 2) == pytest.approx(1 / 3)
+    assert mrr_at_k(RANKED, GRADES, 10) == 0.5  # first relevant at rank 2
+    assert mrr_at_k(RANKED, GRADES, 1) == 0.0
+    assert mrr_at_k(["f", "d"], GRADES, 10) == 0.5  # grade 0 is not relevant
+
+
+def test_score_run_averages_and_counts_missing_queries_as_zero():
+    qrels = {"q1": {"x": 1}, "q2": {"y": 1}}
+    scores = score_run({"q1": ["x"]}, qrels)
+    assert scores == {"ndcg_at_10": 0.5, "recall_at_100": 0.5, "mrr_at_10": 0.5}
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+def write_beir(folder, queries, qrels_lines, header=True):
+    """A BEIR-layout data set over the 24 sample papers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "corpus.jsonl").open("w") as out:
+        for line in SAMPLE.read_text().splitlines():
+            record = json.loads(line)
+            out.write(json.dumps({"_id": record["id"], "title": record["title"],
+                                  "text": record["abstract"], "metadata": {}}) + "\n")
+    with (folder / "queries.jsonl").open("w") as out:
+        for qid, text in queries.items():
+            out.write(json.dumps({"_id": qid, "text": text}) + "\n")
+    (folder / "qrels").mkdir(exist_ok=True)
+    lines = (["query-id\tcorpus-id\tscore"] if header else []) + qrels_lines
+    (folder / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+QUERIES = {
+    "q1": "protein structure prediction with AlphaFold2",
+    "q2": "ultra lightweight OCR system for text recognition",
+    "q3": "wind power forecasting dataset",
+    "q4": "a query whose judgments are all zero",
+}
+QRELS = ["q1\tseed-01\t1", "q2\tseed-03\t2", "q2\tseed-17\t1", "q3\tseed-06\t1", "q4\tseed-02\t0"]
+
+
+def test_load_beir_keeps_judged_queries_only(tmp_path):
+    dataset = load_beir(write_beir(tmp_path / "tiny", QUERIES, QRELS), "test")
+    assert dataset.name == "tiny"
+    assert sorted(dataset.queries) == ["q1", "q2", "q3"]  # q4 has no relevant document
+    assert dataset.qrels["q2"] == {"seed-03": 2, "seed-17": 1}
+
+
+def test_qrels_header_is_optional(tmp_path):
+    folder = write_beir(tmp_path / "tiny", QUERIES, QRELS, header=False)
+    assert read_qrels(folder / "qrels" / "test.tsv")["q1"] == {"seed-01": 1}
+
+
+def test_load_beir_names_what_is_missing(tmp_path):
+    folder = write_beir(tmp_path / "tiny", QUERIES, QRELS)
+    with pytest.raises(InvalidInput, match=r"train\.tsv does not exist; splits here: test"):
+        load_beir(folder, "train")
+    (folder / "queries.jsonl").unlink()
+    with pytest.raises(InvalidInput, match="no queries.jsonl"):
+        load_beir(folder, "test")
+    bad = write_beir(tmp_path / "bad", QUERIES, QRELS + ["q9\tseed-01\t1"])
+    with pytest.raises(InvalidInput, match="not in queries, e.g. 'q9'"):
+        load_beir(bad, "test")
+
+
+# --- end to end -----------------------------------------------------------------------------------
+
+
+def test_evaluate_builds_then_reuses_the_cached_index(tmp_path, embedder):
+    folder = write_beir(tmp_path / "tiny", QUERIES, QRELS)
+    settings = Settings(eval_cache_dir=tmp_path / "cache")
+    first = evaluate(folder, settings, modes=("dense", "lexical", "hybrid"), embedder=embedder)
+    assert [r.mode for r in first] == ["dense", "lexical", "hybrid"]
+    for report in first:
+        assert report.queries == 3
+        # Each query names its paper plainly; every mode finds them near the top.
+        assert report.recall_at_100 == 1.0
+        assert report.ndcg_at_10 > 0.8, report
+        assert report.mean_latency_ms > 0
+    marker = next((tmp_path / "cache").glob("tiny-*/built.json"))
+    built = json.loads(marker.read_text())
+    assert built["indexed"] == 24
+    stamp = marker.stat().st_mtime_ns
+    again = evaluate(folder, settings, modes=("lexical",), embedder=embedder)
+    assert again[0].index_dir == first[0].index_dir
+    assert marker.stat().st_mtime_ns == stamp  # reused, not rebuilt
+    assert again[0].ndcg_at_10 == first[1].ndcg_at_10
+
+
+def test_eval_command_prints_a_table_and_json(tmp_path, capsys, monkeypatch):
+    folder = write_beir(tmp_path / "tiny", QUERIES, QRELS)
+    monkeypatch.setenv("PAPERSEARCH_CACHE", str(tmp_path / "cache"))
+    assert main(["eval", str(folder), "--mode", "lexical", "hybrid"]) == 0
+    out = capsys.readouterr().out
+    assert "tiny / test: 3 judged queries" in out
+    assert "nDCG@10" in out and "lexical" in out and "hybrid" in out
+    assert main(["eval", str(folder), "--mode", "lexical", "--json"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    report = json.loads(lines[0])
+    assert len(lines) == 1
+    assert report["mode"] == "lexical" and report["queries"] == 3
+    assert set(report) >= {"ndcg_at_10", "recall_at_100", "mrr_at_10", "mean_latency_ms"}
+    assert str(tmp_path / "cache") in report["index_dir"]
+
+
+def test_eval_command_reports_a_bad_folder(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "nowhere")]) == 1
+    assert "no such data set folder" in capsys.readouterr().err

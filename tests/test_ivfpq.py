@@ -1,0 +1,201 @@
+"""The compressed IVF-PQ structure: chosen by size, trained on a sample, refined exactly from the store.
+
+Ranking arithmetic is checked on clustered synthetic vectors against a numpy brute-force oracle (a
+storage test, so no model is needed); the write path is checked on the real sample index.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from indexer import vectors
+from indexer.build import IndexWriter, index_file
+from indexer.store import Filters, IndexStore, Upsert
+from models.config import Settings
+from models.embedder import ModelInfo
+from models.paper import Paper
+from search.engine import SearchEngine
+
+DIM = 64
+COUNT = 6_000
+
+
+def clustered_vectors(count: int, dim: int, seed: int = 7) -> np.ndarray:
+    """Unit vectors around 60 random centres, like topics in an embedding space."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((60, dim))
+    points = centres[rng.integers(0, 60, count)] + 0.6 * rng.standard_normal((count, dim))
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    return points.astype(np.float32)
+
+
+class _NoEncoder:
+    """Queries here are stored papers (related/recommend), so nothing is ever encoded."""
+
+    def encode(self, texts, role):
+        raise AssertionError("these tests never encode text")
+
+
+@pytest.fixture(scope="module")
+def synthetic_ivfpq(tmp_path_factory):
+    """A real index directory of COUNT synthetic papers with an IVF-PQ vector index."""
+    directory = tmp_path_factory.mktemp("ivfpq")
+    matrix = clustered_vectors(COUNT, DIM)
+    store = IndexStore.create(directory, ModelInfo("synthetic", "synthetic-fp", DIM))
+    upserts = [Upsert(Paper(paper_id=f"p{i}", title=f"paper {i}", year=2000 + i % 20), f"h{i}", matrix[i])
+               for i in range(COUNT)]
+    store.write(upserts)
+    store.set_index_type("ivfpq")
+    index = store.build_vector_index()
+    store.save_vector_index(index, store.generation)
+    store.close()
+    return directory, matrix
+
+
+@pytest.fixture
+def synthetic_engine(synthetic_ivfpq):
+    directory, _ = synthetic_ivfpq
+    engine = SearchEngine(IndexStore.open(directory), _NoEncoder(), Settings(index_dir=directory))
+    yield engine
+    engine.close()
+
+
+def oracle_top(matrix: np.ndarray, query: np.ndarray, k: int, exclude: set[int] = frozenset(),
+               allowed: np.ndarray | None = None) -> list[int]:
+    """Row numbers of the exact top-k by inner product."""
+    scores = matrix @ query
+    order = [int(i) for i in np.argsort(-scores, kind="stable")
+             if int(i) not in exclude and (allowed is None or allowed[i])]
+    return order[:k]
+
+
+# --- choosing the structure ----------------------------------------------------------------------
+
+
+def test_auto_switches_to_ivfpq_at_the_threshold():
+    assert vectors.resolve_index_type("auto", vectors.AUTO_IVFPQ_THRESHOLD - 1) == "hnsw"
+    assert vectors.resolve_index_type("auto", vectors.AUTO_IVFPQ_THRESHOLD) == "ivfpq"
+    assert vectors.resolve_index_type("ivfpq", 10) == "ivfpq"
+
+
+@pytest.mark.parametrize("count", [1, 24, 300, 5_183, 1_000_000, 200_000_000])
+def test_shape_is_trainable_and_compact(count):
+    index = vectors.new_index("ivfpq", 384, count)
+    assert vectors.index_kind(index) == "ivfpq"
+    assert not index.is_trained
+    assert index.nlist == 1 or count >= 39 * index.nlist  # FAISS' minimum points per list
+    assert index.nlist & (index.nlist - 1) == 0
+    assert 384 % index.pq.M == 0 and index.pq.M == 48  # one byte per 8 dimensions
+    assert (1 << index.pq.nbits) <= max(count, 2)  # enough points for every PQ centroid
+    assert 1 <= index.nprobe <= index.nlist
+
+
+def test_growing_past_the_trained_shape_asks_for_a_rebuild(synthetic_ivfpq):
+    directory, _ = synthetic_ivfpq
+    store = IndexStore.open(directory)
+    index, _ = store.load_vector_index()
+    store.close()
+    assert vectors.ivfpq_fits(index, COUNT)
+    assert not vectors.ivfpq_fits(index, COUNT * 8)
+    added = clustered_vectors(COUNT * 7, DIM, seed=1)
+    assert vectors.apply_changes(index, np.zeros(0, np.int64), np.arange(10**6, 10**6 + len(added)), added) is False
+
+
+# --- searching ------------------------------------------------------------------------------------
+
+
+def test_loaded_from_file_as_ivfpq(synthetic_ivfpq, synthetic_engine):
+    directory, _ = synthetic_ivfpq
+    assert synthetic_engine.index_kind == "ivfpq"
+    assert list(directory.glob("vectors-*.faiss"))
+    assert synthetic_engine._index.ntotal == COUNT
+
+
+def test_related_scores_are_exact_and_recall_is_high(synthetic_ivfpq, synthetic_engine):
+    _, matrix = synthetic_ivfpq
+    rng = np.random.default_rng(3)
+    found = 0
+    for row in rng.choice(COUNT, 40, replace=False):
+        hits = synthetic_engine.related(f"p{row}", limit=10)
+        assert f"p{row}" not in [h.paper.paper_id for h in hits]
+        got = [int(h.paper.paper_id[1:]) for h in hits]
+        # Refinement re-scores from the stored float32 vectors: scores are exact, not PQ estimates.
+        np.testing.assert_allclose([h.score for h in hits], matrix[got] @ matrix[row], atol=1e-5)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        found += len(set(got) & set(oracle_top(matrix, matrix[row], 10, exclude={int(row)})))
+    assert found / (40 * 10) >= 0.9
+
+
+def test_small_filtered_set_is_scored_exactly(synthetic_ivfpq, synthetic_engine):
+    _, matrix = synthetic_ivfpq
+    years = 2000 + np.arange(COUNT) % 20
+    for row in (5, 1234, 4321):
+        hits = synthetic_engine.related(f"p{row}", limit=10, filters=Filters(year_from=2015, year_to=2016))
+        expected = oracle_top(matrix, matrix[row], 10, exclude={row}, allowed=(years >= 2015) & (years <= 2016))
+        assert [int(h.paper.paper_id[1:]) for h in hits] == expected
+
+
+def test_large_filtered_set_goes_through_the_lists(synthetic_ivfpq, synthetic_engine, monkeypatch):
+    monkeypatch.setattr(vectors, "IVFPQ_EXACT_SUBSET_LIMIT", 100)
+    _, matrix = synthetic_ivfpq
+    years = 2000 + np.arange(COUNT) % 20
+    found = 0
+    for row in range(0, COUNT, 300):
+        hits = synthetic_engine.related(f"p{row}", limit=10, filters=Filters(year_from=2010))
+        got = [int(h.paper.paper_id[1:]) for h in hits]
+        assert all(years[g] >= 2010 for g in got)
+        found += len(set(got) & set(oracle_top(matrix, matrix[row], 10, exclude={row}, allowed=years >= 2010)))
+    assert found / (20 * 10) >= 0.85
+
+
+def test_recommend_uses_the_refined_path(synthetic_ivfpq, synthetic_engine):
+    _, matrix = synthetic_ivfpq
+    hits = synthetic_engine.recommend(["p10", "p11"], limit=5)
+    query = matrix[[10, 11]].mean(axis=0)
+    query /= np.linalg.norm(query)
+    got = [int(h.paper.paper_id[1:]) for h in hits]
+    np.testing.assert_allclose([h.score for h in hits], matrix[got] @ query, atol=1e-5)
+    assert not {10, 11} & set(got)
+
+
+# --- the write path on real papers -------------------------------------------------------------------
+
+
+def test_sample_corpus_as_ivfpq(fresh_index_dir, embedder):
+    settings = Settings(index_dir=fresh_index_dir, index_type="ivfpq")
+    with IndexWriter(settings, embedder=embedder):
+        pass  # switching the type rebuilds the vector index from the stored embeddings
+    engine = SearchEngine.open(Settings(index_dir=fresh_index_dir), encoder=embedder)
+    try:
+        assert engine.index_kind == "ivfpq"
+        titles = [h.paper.title for h in engine.search("protein structure prediction", limit=3)]
+        assert any("Fold" in t for t in titles)
+        first = engine.search("protein structure prediction", limit=1)[0].paper.paper_id
+    finally:
+        engine.close()
+    with IndexWriter(settings, embedder=embedder) as writer:
+        deleted, _ = writer.delete([first])
+    assert deleted == [first]
+    engine = SearchEngine.open(Settings(index_dir=fresh_index_dir), encoder=embedder)
+    try:
+        assert engine.index_kind == "ivfpq"
+        assert first not in [h.paper.paper_id for h in engine.search("protein structure prediction", limit=5)]
+    finally:
+        engine.close()
+
+
+def test_index_file_with_ivfpq_matches_flat_ranking(tmp_path, embedder, sample_engine):
+    """On 24 papers every list is probed, so refined IVF-PQ must rank exactly like flat search."""
+    from tests.conftest import SAMPLE
+
+    index_file(Settings(index_dir=tmp_path / "ivf", index_type="ivfpq"), SAMPLE, embedder=embedder)
+    engine = SearchEngine.open(Settings(index_dir=tmp_path / "ivf"), encoder=embedder)
+    try:
+        for query in ("lightweight OCR", "protein folding", "large language model training"):
+            got = engine.search(query, limit=10)
+            want = sample_engine.search(query, limit=10)
+            assert [h.paper.paper_id for h in got] == [h.paper.paper_id for h in want]
+            np.testing.assert_allclose([h.score for h in got], [h.score for h in want], atol=1e-5)
+    finally:
+        engine.close()

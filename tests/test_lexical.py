@@ -1,0 +1,232 @@
+"""The lexical index: analysis, query syntax that just searches, staying in sync with every write,
+recovering from crashes, and filters and paging in every search mode."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from indexer import lexical
+from indexer.build import IndexReport, IndexWriter
+from indexer.store import Filters, IndexStore, WriteLock, lexical_path, lexical_state_file
+from models.config import Settings
+from models.paper import Paper
+from search.engine import MODES, SearchEngine
+
+
+def ids(hits):
+    return [hit.paper.paper_id for hit in hits]
+
+
+def lexical_doc_count(index_dir) -> int:
+    index = lexical.open_index(lexical_path(index_dir))
+    return index.searcher().num_docs
+
+
+# --- analysis -------------------------------------------------------------------------------------
+
+
+def test_analyzer_stems_folds_and_drops_stop_words():
+    assert lexical.analyze("Folding of the proteins") == lexical.analyze("folded protein")
+    assert lexical.analyze("Schrödinger") == lexical.analyze("schrodinger")
+    assert lexical.analyze("the of and is") == []
+    assert lexical.analyze("PP-OCRv3") == ["pp", "ocrv3"]
+
+
+def test_term_of_single_words():
+    assert lexical.term_of("Running") == lexical.term_of("runs") == "run"
+    assert lexical.term_of("the") is None
+
+
+# --- query syntax never raises --------------------------------------------------------------------
+
+SYNTAX_QUERIES = [
+    '"unbalanced quote OCR', "OCR AND", "AND", "OR NOT", "NEAR(ocr, text, 3)", "title:ocr", "ocr*", "-ocr",
+    "+ocr -", "(((ocr", "ocr)))", "ocr^2", "ocr~1", "[1 TO 5]", "{ocr}", "\\", "'", "!", ":", "/", '""',
+    "a AND (b OR", "* * *", "ocr\x00text", "lightweight -OCR \"text recognition\" AND NEAR/2",
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_query_syntax_characters_just_search(sample_engine, mode):
+    for query in SYNTAX_QUERIES:
+        hits = sample_engine.search(query, limit=5, mode=mode)
+        assert isinstance(hits, list), query
+    # The words inside the syntax still count.
+    top = ids(sample_engine.search('"lightweight OCR" AND -(NEAR', limit=3, mode=mode))
+    assert top and top[0] in {"seed-03", "seed-17"}
+
+
+def test_queries_without_index_terms_find_nothing_lexically(sample_engine):
+    assert sample_engine.search("* the - AND", mode="lexical") == []
+    assert sample_engine.search("* the - AND", mode="hybrid")  # the dense side still answers
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet=st.sampled_from(list('"()*-+:^~[]{}!\\/\'?&|<>ocr xyz ANDORNTE')), min_size=1, max_size=40))
+def test_arbitrary_syntax_never_raises_in_lexical_mode(sample_engine, query):
+    if not query.strip():
+        return  # empty queries are refused by design (InvalidQuery), tested elsewhere
+    assert isinstance(sample_engine.search(query, limit=3, mode="lexical"), list)
+
+
+# --- staying in sync ------------------------------------------------------------------------------
+
+
+def write(index_dir, embedder, upserts=(), deletes=()):
+    with IndexWriter(Settings(index_dir=index_dir), embedder=embedder) as writer:
+        if upserts:
+            writer.upsert(list(upserts), IndexReport())
+        if deletes:
+            writer.delete(list(deletes))
+
+
+def test_update_insert_and_delete_keep_the_lexical_index_in_sync(fresh_index_dir, embedder):
+    engine = SearchEngine.open(Settings(index_dir=fresh_index_dir), encoder=embedder)
+    try:
+        assert ids(engine.search("SDWPF", mode="lexical")) == ["seed-06"]
+        old = engine.store.get_papers(["seed-06"])["seed-06"]
+        changed = replace(old, title="Marsupial markets", abstract="Quokkanomics studies how quokkas trade.")
+        added = Paper(paper_id="new-1", title="Wombat burrows", abstract="Wombats dig burrows with care.")
+        write(fresh_index_dir, embedder, upserts=[changed, added])
+        engine.refresh()
+        assert engine.search("SDWPF", mode="lexical") == []  # the old text is gone
+        assert ids(engine.search("quokkanomics", mode="lexical")) == ["seed-06"]
+        assert ids(engine.search("wombat", mode="lexical")) == ["new-1"]
+        assert "seed-06" in ids(engine.search("quokkanomics", mode="hybrid", limit=3))
+
+        # A metadata-only change keeps the same text and rowid: still found, by the new year too.
+        write(fresh_index_dir, embedder, upserts=[replace(changed, year=1999)])
+        engine.refresh()
+        hits = engine.search("quokkanomics", mode="lexical", filters=Filters(year_to=2000))
+        assert ids(hits) == ["seed-06"] and hits[0].paper.year == 1999
+
+        write(fresh_index_dir, embedder, deletes=["seed-06"])
+        engine.refresh()
+        assert engine.search("quokkanomics", mode="lexical") == []
+        for mode in MODES:
+            assert "seed-06" not in ids(engine.search("quokkanomics marsupial", mode=mode, limit=30))
+        assert lexical_doc_count(fresh_index_dir) == engine.store.count() == 24
+        state = json.loads(lexical_state_file(fresh_index_dir).read_text())
+        assert state["generation"] == engine.store.generation
+    finally:
+        engine.close()
+
+
+def test_an_open_reader_catches_up_with_a_writer_without_refresh(fresh_index_dir, embedder):
+    engine = SearchEngine.open(Settings(index_dir=fresh_index_dir), encoder=embedder)
+    try:
+        assert engine.search("platypus", mode="lexical") == []
+        write(fresh_index_dir, embedder, upserts=[Paper("new-2", "Platypus venom", "Platypus spurs deliver venom.")])
+        # Another process wrote; nobody called engine.refresh(): the next lexical query catches up.
+        assert ids(engine.search("platypus", mode="lexical")) == ["new-2"]
+    finally:
+        engine.close()
+
+
+# --- recovery ---------------------------------------------------------------------------------------
+
+
+def lexical_top(index_dir, embedder, query="OCR system text recognition"):
+    engine = SearchEngine.open(Settings(index_dir=index_dir), encoder=embedder)
+    try:
+        return ids(engine.search(query, limit=5, mode="lexical"))
+    finally:
+        engine.close()
+
+
+def test_missing_lexical_index_is_rebuilt_from_sqlite(fresh_index_dir, embedder):
+    expected = lexical_top(fresh_index_dir, embedder)
+    shutil.rmtree(lexical_path(fresh_index_dir))  # an index made before lexical search existed
+    assert lexical_top(fresh_index_dir, embedder) == expected
+    assert lexical.recorded_state(fresh_index_dir)["papers"] == 24
+
+
+def test_damaged_lexical_index_is_rebuilt(fresh_index_dir, embedder):
+    expected = lexical_top(fresh_index_dir, embedder)
+    (lexical_path(fresh_index_dir) / "meta.json").write_text("{ not json")
+    lexical_state_file(fresh_index_dir).unlink()
+    assert lexical_top(fresh_index_dir, embedder) == expected
+
+
+def test_a_write_the_lexical_index_missed_is_repaired_on_open(fresh_index_dir, embedder):
+    # A crash between SQLite's commit and tantivy's: the store moved on, the sidecar did not.
+    store = IndexStore.create(fresh_index_dir, embedder.info)
+    store.write([], ["seed-03"])
+    store.close()
+    assert not lexical.is_current(fresh_index_dir, IndexStore.open(fresh_index_dir))
+    assert "seed-03" not in lexical_top(fresh_index_dir, embedder)
+    assert lexical_doc_count(fresh_index_dir) == 23
+
+
+def test_writer_session_repairs_a_stale_index(fresh_index_dir, embedder):
+    lexical_state_file(fresh_index_dir).write_text(json.dumps({"analyzer": 0, "generation": -1, "papers": 0}))
+    write(fresh_index_dir, embedder)  # opening a write session checks and rebuilds
+    assert lexical.is_current(fresh_index_dir, IndexStore.open(fresh_index_dir))
+
+
+def test_reader_falls_back_to_memory_while_a_writer_holds_the_lock(fresh_index_dir, embedder):
+    expected = lexical_top(fresh_index_dir, embedder)
+    shutil.rmtree(lexical_path(fresh_index_dir))
+    with WriteLock(fresh_index_dir, wait=False):  # another process is writing: do not touch the folder
+        assert lexical_top(fresh_index_dir, embedder) == expected
+    assert not lexical_path(fresh_index_dir).exists()  # the reader left the folder to the writer
+
+
+# --- filters and paging in every mode -------------------------------------------------------------
+
+QUERY = "lightweight OCR document parsing"
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("filters", [Filters(year_from=2025), Filters(author="Cheng Cui"),
+                                     Filters(year_to=2021, author="wu")], ids=["year", "author", "both"])
+def test_filters_hold_in_every_mode(sample_engine, mode, filters):
+    store = sample_engine.store
+    passing_rowids = set(store.filter_rowids(filters).tolist())
+    passing = {paper.paper_id for rowid, paper in store.iter_papers() if rowid in passing_rowids}
+    assert 0 < len(passing) < store.count()
+    hits = sample_engine.search(QUERY, limit=24, filters=filters, mode=mode)
+    assert set(ids(hits)) <= passing
+    if mode != "lexical":  # lexically, a passing paper may share no word with the query
+        assert hits
+    if mode == "dense":
+        assert set(ids(hits)) == passing  # every paper has a cosine: all of them rank
+
+
+@pytest.mark.parametrize("filters", [Filters(year_from=2025), Filters(author="Cheng Cui")])
+def test_lexical_filter_equals_the_filtered_full_ranking(sample_engine, filters):
+    full = sample_engine.search(QUERY, limit=24, mode="lexical")
+    passing = {rowid for rowid in sample_engine.store.filter_rowids(filters).tolist()}
+    rowids = sample_engine.store.rowids_for(ids(full))
+    oracle = [h.paper.paper_id for h in full if rowids[h.paper.paper_id] in passing]
+    assert ids(sample_engine.search(QUERY, limit=3, filters=filters, mode="lexical")) == oracle[:3]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pages_join_up_in_every_mode(sample_engine, mode):
+    whole = ids(sample_engine.search(QUERY, limit=9, mode=mode))
+    pages = [ids(sample_engine.search(QUERY, limit=3, offset=offset, mode=mode)) for offset in (0, 3, 6)]
+    assert len(whole) == 9
+    assert sum(pages, []) == whole
+    ranks = [h.rank for h in sample_engine.search(QUERY, limit=3, offset=3, mode=mode)]
+    assert ranks == [4, 5, 6]
+
+
+def test_hybrid_is_the_default_and_scores_are_ordered(sample_engine):
+    hits = sample_engine.search(QUERY, limit=10)
+    assert ids(hits) == ids(sample_engine.search(QUERY, limit=10, mode="hybrid"))
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_unknown_mode_is_refused(sample_engine):
+    from models.errors import InvalidQuery
+
+    with pytest.raises(InvalidQuery, match="dense, lexical, hybrid"):
+        sample_engine.search("ocr", mode="bm25")
