@@ -209,8 +209,17 @@ def quantize(folder: Path) -> Path:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".int8.", suffix=".onnx")
     os.close(fd)
     try:
-        quantize_dynamic(str(folder / VARIANT_FILES["onnx"]), tmp, per_channel=True, reduce_range=True,
-                         weight_type=QuantType.QInt8)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(logging.ERROR)  # its "consider pre-processing" advice is for vision models
+        try:
+            quantize_dynamic(str(folder / VARIANT_FILES["onnx"]), tmp, per_channel=True, reduce_range=True,
+                             weight_type=QuantType.QInt8)
+        finally:
+            root.setLevel(level)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it owner-only; the fp32 file is not
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
