@@ -15,7 +15,7 @@ install:
 	$(PIP) install -q -e .
 
 install-test: install
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,ray]'
 
 # Debian's chromium for the browser tests (skipped with a reason when it cannot be installed).
 browser:
