@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 from pathlib import Path
@@ -75,3 +76,47 @@ def sample_engine(sample_index_dir, embedder):
     engine = SearchEngine.open(Settings(index_dir=sample_index_dir), encoder=embedder)
     yield engine
     engine.close()
+
+
+# --- Ray and SciFact-subset fixtures, shared by test_distributed.py and test_shards.py --------------
+# (one definition, so the session has exactly one local Ray)
+
+SCIFACT_SUBSET = 300  # SciFact abstracts: two write batches, about 20 s of embedding per path here
+
+
+@pytest.fixture(scope="session")
+def ray_local(tmp_path_factory):
+    """One local Ray for the session (2 CPUs); index_files_ray reuses it instead of starting its own."""
+    ray = pytest.importorskip("ray")
+    crash_dir = tmp_path_factory.mktemp("ray-crash")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024 * 1024,
+             log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "PAPERSEARCH_TEST_CRASH_DIR": str(crash_dir)}})
+    yield crash_dir
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def scifact_subset(tmp_path_factory) -> Path:
+    """The first SCIFACT_SUBSET SciFact abstracts as a BEIR corpus file."""
+    corpus = shared_dataset("scifact") / "corpus.jsonl.gz"
+    target = tmp_path_factory.mktemp("scifact") / "corpus-subset.jsonl"
+    with gzip.open(corpus, "rt", encoding="utf-8") as source, target.open("w", encoding="utf-8") as out:
+        for number, line in enumerate(source):
+            if number >= SCIFACT_SUBSET:
+                break
+            out.write(line)
+    return target
+
+
+@pytest.fixture(scope="session")
+def scifact_reference(tmp_path_factory, scifact_subset, embedder) -> Path:
+    """The single-process index of the subset: what the Ray path must reproduce."""
+    from indexer.build import index_file
+    from models.config import Settings
+
+    directory = tmp_path_factory.mktemp("scifact-single")
+    index_file(Settings(index_dir=directory), scifact_subset, embedder=embedder)
+    return directory
+
+

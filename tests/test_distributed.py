@@ -25,46 +25,13 @@ from indexer.build import index_file
 from indexer.store import IndexStore
 from models.config import Settings
 from search.engine import SearchEngine
-from tests.conftest import ROOT, SAMPLE, shared_dataset
+from tests.conftest import ROOT, SAMPLE, SCIFACT_SUBSET, shared_dataset
 
-SUBSET = 300  # SciFact abstracts: two write batches, about 20 s of embedding per path here
+SUBSET = SCIFACT_SUBSET
 QUERIES = ("lightweight OCR", "protein folding", "gene expression in cancer cells", "vitamin D deficiency")
 
 
 # --- fixtures ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def ray_local(tmp_path_factory):
-    """One local Ray for the session (2 CPUs); index_files_ray reuses it instead of starting its own."""
-    ray = pytest.importorskip("ray")
-    crash_dir = tmp_path_factory.mktemp("ray-crash")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=256 * 1024 * 1024,
-             log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "PAPERSEARCH_TEST_CRASH_DIR": str(crash_dir)}})
-    yield crash_dir
-    ray.shutdown()
-
-
-@pytest.fixture(scope="session")
-def scifact_subset(tmp_path_factory) -> Path:
-    """The first SUBSET SciFact abstracts as a BEIR corpus file."""
-    corpus = shared_dataset("scifact") / "corpus.jsonl.gz"
-    target = tmp_path_factory.mktemp("scifact") / "corpus-subset.jsonl"
-    with gzip.open(corpus, "rt", encoding="utf-8") as source, target.open("w", encoding="utf-8") as out:
-        for number, line in enumerate(source):
-            if number >= SUBSET:
-                break
-            out.write(line)
-    return target
-
-
-@pytest.fixture(scope="session")
-def scifact_reference(tmp_path_factory, scifact_subset, embedder) -> Path:
-    """The single-process index of the subset: what the Ray path must reproduce."""
-    directory = tmp_path_factory.mktemp("scifact-single")
-    index_file(Settings(index_dir=directory), scifact_subset, embedder=embedder)
-    return directory
 
 
 def read_rows(directory: Path) -> dict[str, tuple[int, str, np.ndarray]]:

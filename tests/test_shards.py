@@ -22,7 +22,6 @@ from models.paper import Hit, Paper
 from search.engine import SearchEngine
 from search.shards import ShardRouter, merge_top
 from tests.conftest import shared_dataset
-from tests.test_distributed import ray_local, scifact_reference, scifact_subset  # noqa: F401 (fixtures)
 
 QUERIES = ("lightweight OCR", "protein folding", "large language model", "speech recognition", "graph networks")
 
@@ -147,7 +146,7 @@ def test_cli_split_and_search(tmp_path, sample_index_dir, sample_engine, capsys)
 
 
 @pytest.mark.slow
-def test_three_shards_rank_like_the_single_index_on_scifact(tmp_path, scifact_reference, embedder):  # noqa: F811
+def test_three_shards_rank_like_the_single_index_on_scifact(tmp_path, scifact_reference, embedder):
     targets = [tmp_path / f"shard-{n}" for n in range(3)]
     split_index(scifact_reference, targets)
     with gzip.open(shared_dataset("scifact") / "queries.jsonl.gz", "rt") as handle:
@@ -169,7 +168,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_ray_serve_shards_answer_like_the_single_index(ray_local, sample_shards, sample_engine):  # noqa: F811
+def test_ray_serve_shards_answer_like_the_single_index(ray_local, sample_shards, sample_engine):
     pytest.importorskip("ray.serve")
     from ray import serve
 
