@@ -18,7 +18,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from indexer.build import IndexReport, IndexWriter
-from indexer.store import IndexStore
 from models.config import Settings
 from models.embedder import Embedder
 from models.errors import IndexBusy, IndexCorrupt, PaperNotFound, PaperSearchError
@@ -148,14 +147,8 @@ class IndexService:
 
     def _open_engine(self) -> SearchEngine:
         try:
-            if self._embedder is None:
-                store = IndexStore.open(self.settings.index_dir)
-                try:
-                    name = self.settings.model or store.model.name
-                finally:
-                    store.close()
-                self._embedder = Embedder(name, threads=self.settings.threads,
-                                          batch_size=self.settings.batch_size)
+            # Queries: the encoder given to create_app, else the index's ONNX export, which never
+            # imports torch (SearchEngine.open falls back to sentence-transformers with a note).
             return SearchEngine.open(self.settings, encoder=self._embedder)
         except PaperSearchError:
             raise
@@ -223,10 +216,9 @@ class IndexService:
     def _publish(self, writer: IndexWriter) -> None:
         """Save the new FAISS generation and point the engine at it (under the exclusive gate)."""
         writer.flush()
-        if self._embedder is None:
-            self._embedder = writer.embedder
         if self._engine is None:
-            self._engine = SearchEngine.open(self.settings, encoder=writer.embedder)
+            writer.ensure_query_export()  # a first write to a new index: searches stay torch-free
+            self._engine = SearchEngine.open(self.settings, encoder=self._embedder)
             self._open_error = None
         else:
             self._engine.refresh()
