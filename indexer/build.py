@@ -7,6 +7,7 @@ if the run dies first, the next open rebuilds it from the stored embeddings.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ class IndexWriter:
         store = self.store
         generation = store.generation
         wanted = vectors.resolve_index_type(store.index_type, store.count())
-        if wanted != vectors.index_kind(self._index) or self._index.ntotal != store.count():
+        if self._index is None or wanted != vectors.index_kind(self._index) or self._index.ntotal != store.count():
             self._index = store.build_vector_index()
             self._dirty = True
         if self._dirty or not (self.directory / f"vectors-{generation}.faiss").is_file():
@@ -166,14 +167,37 @@ class IndexWriter:
         return result.deleted, result.missing
 
     def _apply(self, result) -> None:
+        if self._index is None:  # already due for a rebuild at flush: nothing to keep in step
+            self._dirty = True
+            return
         added = np.array(result.added_vectors, dtype=np.float32).reshape(-1, self.store.model.dimension)
         if not vectors.apply_changes(self._index, np.array(result.removed_rowids, dtype=np.int64),
                                      np.array(result.added_rowids, dtype=np.int64), added):
-            self._index = self.store.build_vector_index()
+            # Rebuild once, at flush, from the stored embeddings: readers only ever see the saved
+            # file, and a bulk load into IVF-PQ would otherwise retrain at every size step.
+            self._index = None
         self._dirty = True
 
 
 # --- whole files ------------------------------------------------------------------------------------
+
+
+class SeenIds:
+    """The paper ids met so far in a run and where, kept on disk (a private temporary SQLite
+    database, deleted on close) so memory stays flat however many records a file holds."""
+
+    def __init__(self):
+        self._db = sqlite3.connect("")  # "" = temporary on-disk database: pages spill to disk
+        self._db.execute("CREATE TABLE seen (paper_id TEXT PRIMARY KEY, location TEXT NOT NULL) WITHOUT ROWID")
+
+    def first_location(self, paper_id: str, location: str) -> str | None:
+        """Record `paper_id` at `location`; if it was met before, return where it was first met."""
+        if self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (paper_id, location)).rowcount:
+            return None
+        return self._db.execute("SELECT location FROM seen WHERE paper_id = ?", (paper_id,)).fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
 
 
 def validate_file(path: Path, fmt: str | None = None) -> list[Rejection]:
@@ -197,7 +221,7 @@ def index_file(settings: Settings, path: str | Path, fmt: str | None = None, str
             report.rejected = rejected
             shown = "\n".join(str(r) for r in rejected[:20])
             raise InvalidInput(f"{shown}\n--strict: {len(rejected)} record(s) rejected; the index was not changed.")
-    seen: dict[str, str] = {}
+    seen = SeenIds()
     batch: list[Paper] = []
     with IndexWriter(settings, embedder=embedder) as writer:
         for item in read_papers(path, fmt):
@@ -207,10 +231,9 @@ def index_file(settings: Settings, path: str | Path, fmt: str | None = None, str
                     on_reject(item)
                 continue
             pid = item.paper.paper_id
-            if pid in seen:
-                report.duplicates.append(f"{item.location}: duplicate id {pid!r} (first at {seen[pid]}); the last one wins")
-            else:
-                seen[pid] = item.location
+            first = seen.first_location(pid, item.location)
+            if first is not None:
+                report.duplicates.append(f"{item.location}: duplicate id {pid!r} (first at {first}); the last one wins")
             batch.append(item.paper)
             if len(batch) >= WRITE_BATCH:
                 writer.upsert(batch, report)
@@ -221,6 +244,7 @@ def index_file(settings: Settings, path: str | Path, fmt: str | None = None, str
             writer.upsert(batch, report)
             if progress:
                 progress(len(batch))
+    seen.close()
     report.seconds = time.perf_counter() - started
     return report
 
