@@ -8,6 +8,7 @@ if the run dies first, the next open rebuilds it from the stored embeddings.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -148,7 +149,7 @@ class IndexWriter:
         store = self.store
         generation = store.generation
         wanted = vectors.resolve_index_type(store.index_type, store.count())
-        if wanted != vectors.index_kind(self._index) or self._index.ntotal != store.count():
+        if self._index is None or wanted != vectors.index_kind(self._index) or self._index.ntotal != store.count():
             self._index = store.build_vector_index()
             self._dirty = True
         if self._dirty or not (self.directory / f"vectors-{generation}.faiss").is_file():
@@ -217,10 +218,15 @@ class IndexWriter:
         return result.deleted, result.missing
 
     def _apply(self, result) -> None:
+        if self._index is None:  # already due for a rebuild at flush: nothing to keep in step
+            self._dirty = True
+            return
         added = np.array(result.added_vectors, dtype=np.float32).reshape(-1, self.store.model.dimension)
         if not vectors.apply_changes(self._index, np.array(result.removed_rowids, dtype=np.int64),
                                      np.array(result.added_rowids, dtype=np.int64), added):
-            self._index = self.store.build_vector_index()
+            # Rebuild once, at flush, from the stored embeddings: readers only ever see the saved
+            # file, and a bulk load into IVF-PQ would otherwise retrain at every size step.
+            self._index = None
         self._dirty = True
         # Committed per write, right after SQLite's commit: readers see new papers in both
         # indexes at once, and a crash in between leaves a stale sidecar, so a rebuild.
@@ -229,6 +235,24 @@ class IndexWriter:
 
 
 # --- whole files ------------------------------------------------------------------------------------
+
+
+class SeenIds:
+    """The paper ids met so far in a run and where, kept on disk (a private temporary SQLite
+    database, deleted on close) so memory stays flat however many records a file holds."""
+
+    def __init__(self):
+        self._db = sqlite3.connect("")  # "" = temporary on-disk database: pages spill to disk
+        self._db.execute("CREATE TABLE seen (paper_id TEXT PRIMARY KEY, location TEXT NOT NULL) WITHOUT ROWID")
+
+    def first_location(self, paper_id: str, location: str) -> str | None:
+        """Record `paper_id` at `location`; if it was met before, return where it was first met."""
+        if self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (paper_id, location)).rowcount:
+            return None
+        return self._db.execute("SELECT location FROM seen WHERE paper_id = ?", (paper_id,)).fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
 
 
 def validate_file(path: Path, fmt: str | None = None) -> list[Rejection]:

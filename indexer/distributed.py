@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.build import WRITE_BATCH, IndexReport, IndexWriter, validate_file
+from indexer.build import WRITE_BATCH, IndexReport, IndexWriter, SeenIds, validate_file
 from indexer.ingest import Rejection, read_papers
 from indexer.store import IndexStore
 from models.config import Settings
@@ -276,7 +276,7 @@ def _pipeline(ray, files: list[Path], fmt: str | None, writer: IndexWriter, sett
 
 def _write_stream(writer: IndexWriter, dataset, report: IndexReport, progress, on_reject) -> None:
     """Write replica output in input order, WRITE_BATCH papers per transaction, as it arrives."""
-    seen: dict[str, str] = {}
+    seen = SeenIds()
     papers: list[Paper] = []
     vectors: dict[str, np.ndarray] = {}
 
@@ -300,10 +300,9 @@ def _write_stream(writer: IndexWriter, dataset, report: IndexReport, progress, o
                 continue
             paper = paper_from_json(text)
             pid = paper.paper_id
-            if pid in seen:
-                report.duplicates.append(f"{location}: duplicate id {pid!r} (first at {seen[pid]}); the last one wins")
-            else:
-                seen[pid] = location
+            first = seen.first_location(pid, location)
+            if first is not None:
+                report.duplicates.append(f"{location}: duplicate id {pid!r} (first at {first}); the last one wins")
             papers.append(paper)
             if batch["embedded"][row]:
                 vectors[str(batch["content_hash"][row])] = np.array(batch["vector"][row], dtype=np.float32)
@@ -311,3 +310,4 @@ def _write_stream(writer: IndexWriter, dataset, report: IndexReport, progress, o
                 write()
     if papers:
         write()
+    seen.close()

@@ -119,6 +119,19 @@ def test_stored_keys_identify_stored_papers(sample_index_dir):
     assert distributed._key(pid, "0" * 64) not in set(keys.tolist())  # changed text: embed again
 
 
+def test_seen_ids_report_where_a_duplicate_first_appeared():
+    from indexer.build import SeenIds
+
+    seen = SeenIds()
+    try:
+        assert seen.first_location("a", "f.jsonl:1") is None
+        assert seen.first_location("b", "f.jsonl:2") is None
+        assert seen.first_location("a", "f.jsonl:9") == "f.jsonl:1"
+        assert seen.first_location("a", "f.jsonl:12") == "f.jsonl:1"
+    finally:
+        seen.close()
+
+
 def test_missing_ray_is_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "ray", None)  # what an install without the extra looks like
     code = main(["index", str(SAMPLE), "--index", str(tmp_path / "i"), "--ray"])

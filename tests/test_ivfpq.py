@@ -6,6 +6,8 @@ storage test, so no model is needed); the write path is checked on the real samp
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -199,3 +201,38 @@ def test_index_file_with_ivfpq_matches_flat_ranking(tmp_path, embedder, sample_e
             np.testing.assert_allclose([h.score for h in got], [h.score for h in want], atol=1e-5)
     finally:
         engine.close()
+
+
+class ToyEncoder:
+    """Deterministic unit vectors from a hash of the text: for storage tests, never for relevance."""
+
+    name = "toy"
+    fingerprint = "toy-encoder-0001"
+    dimension = 32
+
+    @property
+    def info(self) -> ModelInfo:
+        return ModelInfo(self.name, self.fingerprint, self.dimension)
+
+    def encode(self, texts, role, batch_size=None):
+        rows = [np.random.default_rng(abs(hash(t)) % 2**32).standard_normal(self.dimension) for t in texts]
+        matrix = np.array(rows, dtype=np.float32).reshape(len(texts), self.dimension)
+        return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+
+
+def test_bulk_load_builds_the_ivfpq_index_once(tmp_path, monkeypatch):
+    """Growing through several trained shapes must not retrain after every batch, only at flush."""
+    path = tmp_path / "papers.jsonl"
+    path.write_text("".join(json.dumps({"id": f"p{i}", "title": f"Paper number {i}"}) + "\n" for i in range(1_200)))
+    calls = []
+    original = IndexStore.build_vector_index
+    monkeypatch.setattr(IndexStore, "build_vector_index", lambda self: calls.append(self.count()) or original(self))
+    report = index_file(Settings(index_dir=tmp_path / "i", index_type="ivfpq"), path, embedder=ToyEncoder())
+    assert report.indexed == 1_200
+    assert [count for count in calls if count] == [1_200]  # (plus an empty one when the writer opens)
+    store = IndexStore.open(tmp_path / "i")
+    try:
+        index, _ = store.load_vector_index()
+        assert vectors.index_kind(index) == "ivfpq" and index.ntotal == 1_200 and vectors.ivfpq_fits(index, 1_200)
+    finally:
+        store.close()
