@@ -63,6 +63,7 @@ class Config:
     pause: float = 0.5
     limit: int = 10
     seed: int = 0
+    writes: bool = True  # False: searches only, a baseline to compare with
     queries: tuple[str, ...] = FALLBACK_QUERIES
 
 
@@ -223,8 +224,10 @@ async def run_load(url: str, key: str, config: Config) -> Result:
     deadline = started + config.duration
     tasks = [_searcher(url, config, random.Random(rng.random()), deadline, result, seen)
              for _ in range(config.clients)]
-    tasks.append(_writer(url, auth, config, random.Random(rng.random()), deadline, result, run_id, written_queue))
-    tasks.append(_deleter(url, auth, config, random.Random(rng.random()), deadline, result, written_queue, seen))
+    if config.writes:
+        tasks.append(_writer(url, auth, config, random.Random(rng.random()), deadline, result, run_id,
+                             written_queue))
+        tasks.append(_deleter(url, auth, config, random.Random(rng.random()), deadline, result, written_queue, seen))
     await asyncio.gather(*tasks)
     result.elapsed = time.monotonic() - started
     return result
@@ -271,7 +274,7 @@ def summary(result: Result, config: Config) -> dict:
             kinds[name].update({f"p{q}_ms": round(percentile(values, q), 1) for q in (50, 90, 99)})
             kinds[name]["max_ms"] = round(max(values), 1)
     return {"duration_s": round(result.elapsed, 1), "clients": config.clients, "batch": config.batch,
-            "pause_s": config.pause,
+            "pause_s": config.pause, "writes": config.writes,
             "papers_before": result.papers_before, "kinds": kinds, "written": len(result.written),
             "deleted": len(result.deleted), "errors": result.errors[:20], "problems": result.problems[:20],
             "cpus": os.cpu_count(), "load_average_1m": round(os.getloadavg()[0], 2)}
@@ -320,6 +323,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=4, help="papers per POST /papers (default 4)")
     parser.add_argument("--pause", type=float, default=0.5, help="seconds a writer/deleter waits after each "
                         "acknowledged request (default 0.5; 0 = back to back)")
+    parser.add_argument("--no-writes", action="store_true", help="searches only (a baseline)")
     parser.add_argument("--preload", type=int, default=0, help="synthetic papers to add before the run")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -327,7 +331,8 @@ def main() -> int:
         parser.error("give --index (to start a server) or --url")
     if args.url and not args.key:
         parser.error("--url needs --key (or $PAPERSEARCH_API_KEY)")
-    config = Config(duration=args.duration, clients=args.clients, batch=args.batch, pause=args.pause, seed=args.seed)
+    config = Config(duration=args.duration, clients=args.clients, batch=args.batch, pause=args.pause, seed=args.seed,
+                    writes=not args.no_writes)
     if args.queries:
         config.queries = read_queries(args.queries)
     workdir = Path(tempfile.mkdtemp(prefix="papersearch-load-")) if args.copy else None
