@@ -123,7 +123,7 @@ def _papersearch_queries(index_dir, query_ids, texts):
 
     def search(item):
         query_id, text = item
-        ranked[query_id] = [h.paper.paper_id for h in engine.search(text, limit=10)]
+        ranked[query_id] = [h.paper.paper_id for h in engine.search(text, limit=10, mode="dense")]
 
     latency = time_calls(search, list(zip(query_ids, texts, strict=True)))
     engine.close()

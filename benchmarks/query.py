@@ -126,7 +126,7 @@ def _int8_quality(args, index_dir, queries, qrels, int8) -> Table:
                   ["documents", "queries", "nDCG@10", "change vs fp32"])
 
     def ndcg(engine) -> float:
-        ranked = {q: [h.paper.paper_id for h in engine.search(queries[q], limit=10)] for q in queries}
+        ranked = {q: [h.paper.paper_id for h in engine.search(queries[q], limit=10, mode="dense")] for q in queries}
         return ndcg_at_k(ranked, qrels)
 
     fp32 = SearchEngine.open(Settings(index_dir=index_dir, threads=args.threads))
