@@ -94,7 +94,9 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     return app
 
 
-def get_service(request: Request) -> IndexService:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in its
+# threadpool, and those hops cost more CPU per search than the dependencies themselves.
+async def get_service(request: Request) -> IndexService:
     return request.app.state.service
 
 
@@ -104,7 +106,7 @@ Service = Annotated[IndexService, Depends(get_service)]
 # --- shared parameter handling ------------------------------------------------------------------
 
 
-def filter_params(
+async def filter_params(
     year_from: Annotated[int | None, Query(ge=1000, le=2999, description="only papers from this year on")] = None,
     year_to: Annotated[int | None, Query(ge=1000, le=2999, description="only papers up to this year")] = None,
     category: Annotated[str | None, Query(max_length=200, description="e.g. cs.CV, or cs for all cs.*")] = None,
@@ -222,7 +224,7 @@ _bearer = HTTPBearer(auto_error=False, description="the server's PAPERSEARCH_API
 def _require_api_key(settings: Settings) -> Callable:
     expected = (settings.api_key or "").encode()
 
-    def require(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    async def require(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
         if not expected:
             raise ApiError(403, "writes_disabled", "Writes are disabled on this server: start it with "
                            "PAPERSEARCH_API_KEY set, then send 'Authorization: Bearer <key>'.")

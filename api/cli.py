@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -417,10 +416,6 @@ COMMANDS = {"index": cmd_index, "search": cmd_search, "related": cmd_related, "r
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    # FAISS and torch each keep an OpenMP pool whose idle threads spin by default; on a few shared
-    # cores they steal each other's time (single-query search measured ~10x slower). Must be set
-    # before either library loads, which the subcommands do lazily.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

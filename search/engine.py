@@ -8,6 +8,7 @@ page that is returned.
 from __future__ import annotations
 
 import dataclasses
+import os
 import logging
 import re
 import threading
@@ -33,6 +34,12 @@ HYBRID_DEPTH = 100
 # Weight of the dense side in the convex combination; chosen on SciFact train (docs/quality.md):
 # 0.45-0.6 are within 0.002 nDCG@10 of each other there.
 HYBRID_ALPHA = 0.5
+
+# onnxruntime threads per query encoding unless `settings.threads` says otherwise. Two halve a
+# lone query's latency (6.7 -> 4.5 ms for MiniLM); with more requests than cores they cost
+# little throughput because no pool spins (hybrid over HTTP at 100k: p50 14 -> 11.7 ms at
+# concurrency 1, 118 -> 117 QPS at 8; docs/performance.md).
+QUERY_ENCODER_THREADS = min(2, os.cpu_count() or 1)
 
 # Lone UTF-16 surrogates (from JSON "\ud800" escapes) are not text; the tokenizer refuses them.
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -75,9 +82,7 @@ def open_query_encoder(settings: Settings, store: IndexStore):
     variant = "onnx-int8" if settings.backend == "onnx-int8" else "onnx"
     from models import onnx_encoder
 
-    # One thread per query unless told otherwise: a query is a few dozen tokens, and parallel
-    # requests, not intra-op threads, should fill the cores (two pools per core spin and stall).
-    threads = settings.threads or 1
+    threads = settings.threads or QUERY_ENCODER_THREADS
     if onnx_encoder.is_exported(folder, variant):
         try:
             return onnx_encoder.OnnxEmbedder(folder, variant, threads=threads).load()

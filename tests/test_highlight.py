@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 
-from search.highlight import MAX_CHARS, snippet, split_sentences
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from indexer.ingest import read_papers
+from indexer.lexical import term_of
+from search.highlight import MAX_CHARS, _matches, snippet, split_sentences
 from search.lexical import query_terms
+from tests.conftest import SAMPLE, SHARED_DATA
 
 ABSTRACT = ("We study <script>alert(1)</script> & other things. Proteins folded quickly in our runs, "
             "e.g. with AlphaFold2. Results improve by 5%. The folding of proteins is hard.")
@@ -74,3 +81,51 @@ def test_search_hits_carry_snippets_unless_asked_not_to(sample_engine):
     assert all(h.snippet for h in hits)
     assert hits[0].to_dict()["snippet"] == hits[0].snippet
     assert all(h.snippet is None for h in sample_engine.search("protein", limit=3, snippets=False))
+
+
+def _every_matching_word(text: str, terms: set[str]) -> list[tuple[int, int, str]]:
+    """The definition _matches speeds up: look up every word's index term."""
+    found = []
+    for word in re.finditer(r"[^\W_]+", text):
+        term = term_of(word.group())
+        if term is not None and term in terms:
+            found.append((word.start(), word.end(), term))
+    return found
+
+
+# Stems that are not prefixes of their words (possibility -> possibl, dying -> die, happy -> happi),
+# accents the index folds away, and a lower-casing that changes the text's length (İ).
+HARD_WORDS = ["possibilities", "Probability", "dying", "lying", "happy", "skies", "naïve", "Émission",
+              "émissions", "İstanbul", "protein_folding", "x2folding", "DNA", "dna-binding", "the", "a"]
+
+
+def test_fast_word_matching_finds_exactly_what_looking_up_every_word_finds():
+    abstracts = [item.paper.abstract for item in read_papers(SAMPLE) if hasattr(item, "paper")]
+    queries = ["protein folding", "lightweight OCR", "probability of dying", "naive emission", "DNA binding",
+               "the possibility of happiness", "Istanbul skies", "a"]
+    scifact = SHARED_DATA / "scifact"
+    if scifact.is_dir():  # real abstracts widen the check where ../shared is present
+        abstracts += [json.loads(line)["text"] for line in _first_lines(scifact / "corpus.jsonl.gz", 600)]
+        queries += [json.loads(line)["text"] for line in _first_lines(scifact / "queries.jsonl.gz", 60)]
+    abstracts.append(" ".join(HARD_WORDS) + ". " + " ".join(w.upper() for w in HARD_WORDS))
+    for query in queries:
+        terms = set(query_terms(query))
+        for text in abstracts:
+            assert _matches(text, terms) == _every_matching_word(text, terms), (query, text[:80])
+
+
+@given(st.lists(st.sampled_from(HARD_WORDS + ["folded", "Proteins", "OCR", "é", "1", "-", "  ", ", "]),
+                max_size=30), st.lists(st.sampled_from(HARD_WORDS + ["fold", "ocr"]), min_size=1, max_size=4))
+@settings(max_examples=300, deadline=None)
+def test_fast_word_matching_on_generated_text(words, query):
+    text = " ".join(words)
+    terms = set(query_terms(" ".join(query)))
+    assert _matches(text, terms) == _every_matching_word(text, terms)
+
+
+def _first_lines(path, count):
+    import gzip
+    import itertools
+
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return list(itertools.islice(handle, count))

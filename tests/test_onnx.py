@@ -81,15 +81,23 @@ def test_engine_search_uses_onnx_and_ranks_like_torch(sample_index_dir, sample_e
         engine.close()
 
 
-def test_engine_gives_each_query_one_encoder_thread_by_default(sample_index_dir):
-    from search.engine import SearchEngine
+def test_engine_gives_query_encoding_at_most_two_threads_that_never_spin(sample_index_dir):
+    from search.engine import QUERY_ENCODER_THREADS, SearchEngine
 
     engine = SearchEngine.open(Settings(index_dir=sample_index_dir))  # threads=0: the default
     try:
         options = engine.encoder._session.get_session_options()
-        assert options.intra_op_num_threads == 1  # parallel requests, not intra-op threads, fill the cores
+        assert options.intra_op_num_threads == QUERY_ENCODER_THREADS == min(2, os.cpu_count() or 1)
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     finally:
         engine.close()
+
+
+def test_library_packages_make_openmp_threads_sleep_when_idle():
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    code = "import search.engine, os; print(os.environ.get('OMP_WAIT_POLICY'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
 
 
 def test_engine_searches_on_one_faiss_thread_and_writers_restore_it(sample_index_dir, fresh_index_dir, embedder):
