@@ -131,6 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", dest="eval_cache_dir", type=Path, default=None,
                    help="where built indexes are kept (default $PAPERSEARCH_CACHE or ~/.cache/papersearch/eval)")
     p.add_argument("--json", action="store_true", help="print one JSON object per mode")
+    # Only listed here: main() hands everything after "bench" to benchmarks.bench, whose own
+    # parser owns the sections and options (one home for them).
+    sub.add_parser("bench", add_help=False,
+                   help="Print speed and quality figures: indexing vs encode rate, latency, QPS, memory, "
+                        "ANN recall, txtai side by side ('papersearch bench --help').")
     p = command("shards", "Split an index into shards, search them, or serve them on Ray Serve.")
     p.add_argument("action", choices=("split", "search", "serve"),
                    help="split: --index into --count shards under --out; search QUERY / serve: over --shard dirs")
@@ -414,8 +419,21 @@ COMMANDS = {"index": cmd_index, "search": cmd_search, "related": cmd_related, "r
             "serve": cmd_serve, "eval": cmd_eval, "shards": cmd_shards}
 
 
+def _bench(argv: list[str]) -> int:
+    try:
+        from benchmarks import bench
+    except ImportError as exc:
+        print(f"error: the benchmarks are not installed here ({exc}); run 'papersearch bench' from a "
+              "source checkout after pip install -e '.[bench]'.", file=sys.stderr)
+        return 1
+    return bench.main(argv, prog="papersearch bench")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:
+        return _bench(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -1,6 +1,6 @@
 """`python -m benchmarks.bench`: PaperSearch's speed and quality figures, printed as tables.
 
-Sections (run the ones named, default: encode query ann):
+Also `papersearch bench ...` (same arguments). Sections (run the ones named, default: encode query ann):
     encode  raw model encode papers/s next to indexing papers/s, per backend, in the same run
     query   query encoding and search latency p50/p99, QPS at concurrency 1 and 8, startup,
             memory per paper, nDCG@10 (BEIR corpus with qrels)
@@ -30,8 +30,8 @@ SECTIONS = ("encode", "query", "ann", "scale", "peer", "http")
 DEFAULT_SECTIONS = ("encode", "query", "ann")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__,
+def build_parser(prog: str = "python -m benchmarks.bench") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sections", nargs="*", metavar="SECTION",
                         help=f"any of {', '.join(SECTIONS)} (default: {' '.join(DEFAULT_SECTIONS)})")
@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.bench") -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     sections = args.sections or list(DEFAULT_SECTIONS)
     unknown = [s for s in sections if s not in SECTIONS]
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"# PaperSearch benchmark: {' '.join(sections)}\n")
-    print(f"- command: python -m benchmarks.bench {' '.join(sys.argv[1:] if argv is None else argv)}")
+    print(f"- command: {prog} {' '.join(sys.argv[1:] if argv is None else argv)}")
     print(f"- machine: {os.cpu_count()} cores, load average at start {load_average()}; "
           f"threads setting {args.threads or 'all cores'}\n")
     tables: list[Table] = []

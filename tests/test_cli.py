@@ -90,3 +90,27 @@ def test_installed_command_runs(sample_index_dir):
                           capture_output=True, text=True, env=env, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert {h["paper_id"] for h in _json_lines(done.stdout)} == {"seed-03", "seed-17", "seed-10"}
+
+
+def test_bench_prints_ann_recall_for_an_index(sample_index_dir, tmp_path, capsys):
+    # A tiny BEIR folder whose queries are sample titles: the ANN section encodes them with the
+    # index's own ONNX export and compares HNSW with exact search over the stored vectors.
+    from indexer.ingest import read_papers
+
+    papers = [item.paper for item in read_papers(SAMPLE) if hasattr(item, "paper")]
+    corpus = tmp_path / "beir"
+    (corpus / "qrels").mkdir(parents=True)
+    (corpus / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": p.paper_id, "title": p.title, "text": p.abstract}) + "\n" for p in papers))
+    (corpus / "queries.jsonl").write_text("".join(
+        json.dumps({"_id": f"q{i}", "text": p.title}) + "\n" for i, p in enumerate(papers)))
+    (corpus / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"q{i}\t{p.paper_id}\t1\n" for i, p in enumerate(papers)))
+    code = main(["bench", "ann", "--corpus", str(corpus), "--index", str(sample_index_dir),
+                 "--workdir", str(tmp_path / "work")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "- command: papersearch bench ann" in out
+    assert f"HNSW vs exact, {len(papers)} real MiniLM document vectors, {len(papers)} real queries" in out
+    flat_row = next(line for line in out.splitlines() if line.startswith("| flat (exact)"))
+    assert flat_row.split("|")[3].strip() == "1.00"  # exact search agrees with itself
