@@ -149,7 +149,9 @@ class IndexWriter:
         store = self.store
         generation = store.generation
         wanted = vectors.resolve_index_type(store.index_type, store.count())
-        if self._index is None or wanted != vectors.index_kind(self._index) or self._index.ntotal != store.count():
+        stale = (self._index is None or wanted != vectors.index_kind(self._index)
+                 or vectors.live_count(self._index) != store.count())
+        if stale:
             self._index = store.build_vector_index()
             self._dirty = True
         if self._dirty or not (self.directory / f"vectors-{generation}.faiss").is_file():

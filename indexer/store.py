@@ -624,7 +624,7 @@ class IndexStore:
             return None, f"{path.name} cannot be read ({str(exc).splitlines()[0][-120:]})"
         if not isinstance(index, faiss.IndexIDMap2) or index.d != self.model.dimension:
             return None, f"{path.name} is not a {self.model.dimension}-dimensional PaperSearch vector index"
-        ids = np.sort(faiss.vector_to_array(index.id_map))
+        ids = np.sort(vectors.live_ids(index))
         rowids = self.all_rowids()
         if not np.array_equal(ids, rowids):
             missing, extra = np.setdiff1d(rowids, ids), np.setdiff1d(ids, rowids)

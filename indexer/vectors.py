@@ -93,24 +93,65 @@ def index_kind(index: faiss.Index) -> str:
     return "hnsw" if isinstance(base, faiss.IndexHNSW) else "flat"
 
 
-def supports_removal(index: faiss.Index) -> bool:
-    """HNSW graphs cannot drop nodes; those indexes are rebuilt instead."""
-    return index_kind(index) in ("flat", "ivfpq")
-
-
 def apply_changes(index: faiss.Index, removed: np.ndarray, added_ids: np.ndarray,
                   added_vectors: np.ndarray) -> bool:
     """Remove and add rows in place. Returns False when the index must be rebuilt instead."""
-    if index_kind(index) == "ivfpq" and not ivfpq_fits(index, index.ntotal - len(removed) + len(added_ids)):
+    kind = index_kind(index)
+    if kind == "ivfpq" and not ivfpq_fits(index, index.ntotal - len(removed) + len(added_ids)):
         return False  # grown past what its lists and codebooks were trained for: retrain
     if len(removed):
-        if not supports_removal(index):
-            return False
-        index.remove_ids(np.asarray(removed, dtype=np.int64))
+        if kind == "hnsw":
+            dead = index.ntotal - live_count(index) + len(removed)
+            if dead > HNSW_MAX_DEAD_SHARE * (index.ntotal + len(added_ids)):
+                return False  # mostly tombstones: a fresh graph is smaller and searches better
+            _tombstone(index, np.asarray(removed, dtype=np.int64))
+        else:
+            index.remove_ids(np.asarray(removed, dtype=np.int64))
     if len(added_ids):
         index.add_with_ids(np.ascontiguousarray(added_vectors, dtype=np.float32),
                            np.asarray(added_ids, dtype=np.int64))
     return True
+
+
+# --- HNSW tombstones ---------------------------------------------------------------------------------
+# An HNSW graph cannot drop a node, and rebuilding it for every edit cost minutes at 100k papers.
+# A removed row's id in the IndexIDMap2 becomes -1 instead (a tombstone): the node still routes
+# searches through the graph but is never returned (see `search`), and rowids are never reused,
+# so no later paper can be confused with it. The graph is rebuilt once tombstones pass this share.
+HNSW_MAX_DEAD_SHARE = 0.2
+_TOMBSTONE = -1
+# Every real rowid; a selector over this range is "not a tombstone".
+_LIVE_IDS = faiss.IDSelectorRange(0, 2**62)
+
+
+def live_ids(index: faiss.Index) -> np.ndarray:
+    """The ids of the rows an index returns (tombstones left out), in storage order."""
+    ids = faiss.vector_to_array(index.id_map)
+    return ids[ids != _TOMBSTONE]
+
+
+def live_count(index: faiss.Index) -> int:
+    """How many rows an index can return: ntotal less HNSW tombstones."""
+    if index_kind(index) != "hnsw":
+        return index.ntotal
+    return int(np.count_nonzero(faiss.vector_to_array(index.id_map) != _TOMBSTONE))
+
+
+def _tombstone(index: faiss.Index, removed: np.ndarray) -> None:
+    ids = faiss.vector_to_array(index.id_map)
+    ids[np.isin(ids, removed)] = _TOMBSTONE
+    faiss.copy_array_to_vector(ids, index.id_map)
+    index.construct_rev_map()  # reconstruct(removed rowid) now fails like any unknown id
+
+
+def search(index: faiss.Index, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, ids) of the k nearest rows for each query row, never a tombstone (-1 pads)."""
+    if index_kind(index) != "hnsw":
+        return index.search(query, k)
+    hnsw = faiss.downcast_index(index.index).hnsw
+    # Parameters replace the index's own efSearch, so it is passed on explicitly.
+    params = faiss.SearchParametersHNSW(sel=_LIVE_IDS, efSearch=hnsw.efSearch)
+    return index.search(query, k, params=params)
 
 
 def set_threads(threads: int) -> int:

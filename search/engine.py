@@ -307,7 +307,7 @@ class SearchEngine:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         if vectors.index_kind(index) == "ivfpq":  # compressed codes: re-score candidates exactly
             return rank.clean(*vectors.search_refined(index, query, fetch, self.store.embeddings_by_rowid), exclude)
-        scores, rowids = index.search(query, fetch)
+        scores, rowids = vectors.search(index, query, fetch)
         return rank.clean(rowids[0], scores[0], exclude)
 
     @staticmethod
@@ -318,7 +318,7 @@ class SearchEngine:
         if vectors.index_kind(index) == "hnsw":
             # `allowed` comes from the live SQLite, which may hold rows newer than this snapshot of
             # the index; reconstructing those would raise.
-            allowed = allowed[np.isin(allowed, faiss.vector_to_array(index.id_map))]
+            allowed = allowed[np.isin(allowed, vectors.live_ids(index))]
             if len(allowed) == 0:
                 return np.zeros(0, np.int64), np.zeros(0, np.float32)
             matrix = index.reconstruct_batch(allowed)
