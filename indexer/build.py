@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer import vectors
-from indexer.ingest import Parsed, Rejection, count_lines, read_papers
+from indexer.ingest import Rejection, count_lines, read_papers
 from indexer.lexical import LexicalWriter
 from indexer.store import IndexStore, Upsert, WriteLock, onnx_export_dir
 from models.config import DEFAULT_MODEL, Settings
@@ -203,7 +203,7 @@ class IndexWriter:
             started = time.perf_counter()
             matrix = self.embedder.encode([embed_text(u.paper) for u in to_embed], "document")
             report.encode_seconds += time.perf_counter() - started
-            for item, vector in zip(to_embed, matrix):
+            for item, vector in zip(to_embed, matrix, strict=True):
                 item.vector = vector
         return upserts
 

@@ -393,7 +393,8 @@ class IndexStore:
         out: dict[str, int] = {}
         for chunk in _chunks(list(paper_ids), 500):
             marks = ",".join("?" * len(chunk))
-            for rowid, pid in self._db.execute(f"SELECT rowid, paper_id FROM papers WHERE paper_id IN ({marks})", chunk):
+            query = f"SELECT rowid, paper_id FROM papers WHERE paper_id IN ({marks})"
+            for rowid, pid in self._db.execute(query, chunk):
                 out[pid] = rowid
         return out
 
@@ -403,7 +404,8 @@ class IndexStore:
         out: dict[str, np.ndarray] = {}
         for chunk in _chunks(paper_ids, 500):
             marks = ",".join("?" * len(chunk))
-            for pid, blob in self._db.execute(f"SELECT paper_id, embedding FROM papers WHERE paper_id IN ({marks})", chunk):
+            query = f"SELECT paper_id, embedding FROM papers WHERE paper_id IN ({marks})"
+            for pid, blob in self._db.execute(query, chunk):
                 if len(blob or b"") != self.model.dimension * 4:
                     raise IndexCorrupt(f"{self.directory / DB_FILE}: the stored embedding of {pid!r} is damaged. "
                                        f"Run 'papersearch check --repair --index {self.directory}'.")

@@ -8,8 +8,8 @@ page that is returned.
 from __future__ import annotations
 
 import dataclasses
-import os
 import logging
+import os
 import re
 import threading
 from dataclasses import replace
@@ -209,15 +209,7 @@ class SearchEngine:
                   filters: Filters | None = None) -> list[Hit]:
         """Papers like the liked ones and unlike the disliked ones; never any of the inputs."""
         self._check_page(limit, offset)
-        if not positive:
-            raise InvalidQuery("Recommendations need at least one liked (positive) paper id.")
-        wanted = list(dict.fromkeys([*positive, *negative]))
-        stored = self.store.embeddings_for(wanted)
-        missing = [pid for pid in wanted if pid not in stored]
-        if missing:
-            raise PaperNotFound(missing)
-        query = rank.rocchio(np.stack([stored[p] for p in positive]),
-                             np.stack([stored[p] for p in negative]) if negative else np.zeros((0, 1)))
+        query, wanted = rank.recommendation_query(positive, negative, self.store.embeddings_for)
         exclude = set(self.store.rowids_for(wanted).values())
         return self._hits(*self._dense(query, limit + offset, filters, exclude), limit, offset)
 
@@ -334,7 +326,7 @@ class SearchEngine:
         rowids, scores = rank.page(rowids, scores, limit, offset)
         papers = self.store.papers_by_rowid(rowids)
         hits = []
-        for rowid, score in zip(rowids.tolist(), scores.tolist()):
+        for rowid, score in zip(rowids.tolist(), scores.tolist(), strict=True):
             paper = papers.get(rowid)
             if paper is not None:  # deleted after the FAISS snapshot was taken
                 hits.append(Hit(paper=paper, score=score, rank=offset + len(hits) + 1))

@@ -1,8 +1,12 @@
-"""Pure ranking helpers over (rowids, scores) pairs: no I/O, no model."""
+"""Pure ranking helpers over (rowids, scores) pairs and query vectors: no I/O, no model."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+from models.errors import InvalidQuery, PaperNotFound
 
 # FAISS marks "no result" with id -1.
 _NO_RESULT = -1
@@ -11,7 +15,7 @@ _NO_RESULT = -1
 def clean(rowids: np.ndarray, scores: np.ndarray, exclude: set[int] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
     """Drop FAISS padding (-1), excluded ids and repeated ids, keeping the order."""
     keep_ids, keep_scores, seen = [], [], set(exclude)
-    for rowid, score in zip(rowids.tolist(), scores.tolist()):
+    for rowid, score in zip(rowids.tolist(), scores.tolist(), strict=True):
         if rowid == _NO_RESULT or rowid in seen:
             continue
         seen.add(rowid)
@@ -23,6 +27,25 @@ def clean(rowids: np.ndarray, scores: np.ndarray, exclude: set[int] = frozenset(
 def page(rowids: np.ndarray, scores: np.ndarray, limit: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The slice [offset, offset + limit) of a ranking."""
     return rowids[offset:offset + limit], scores[offset:offset + limit]
+
+
+def recommendation_query(positive: list[str], negative: list[str],
+                         vectors_of: Callable[[list[str]], dict[str, np.ndarray]]) -> tuple[np.ndarray, list[str]]:
+    """The Rocchio query vector for liked and disliked paper ids, and every id given (to exclude).
+
+    `vectors_of(ids)` returns the stored vector of each id it knows. Raises InvalidQuery without a
+    liked paper and PaperNotFound naming every unknown id.
+    """
+    if not positive:
+        raise InvalidQuery("Recommendations need at least one liked (positive) paper id.")
+    wanted = list(dict.fromkeys([*positive, *negative]))
+    stored = vectors_of(wanted)
+    missing = [pid for pid in wanted if pid not in stored]
+    if missing:
+        raise PaperNotFound(missing)
+    query = rocchio(np.stack([stored[p] for p in positive]),
+                    np.stack([stored[p] for p in negative]) if negative else np.zeros((0, 1)))
+    return query, wanted
 
 
 def rocchio(positive: np.ndarray, negative: np.ndarray, negative_weight: float = 0.5) -> np.ndarray:

@@ -120,12 +120,7 @@ class ShardRouter:
                   filters: Filters | None = None) -> list[Hit]:
         """Papers like the liked ones and unlike the disliked ones; never any of the inputs."""
         self._check_page(limit, offset)
-        if not positive:
-            raise InvalidQuery("Recommendations need at least one liked (positive) paper id.")
-        wanted = list(dict.fromkeys([*positive, *negative]))
-        stored = self._vectors(wanted)
-        query = rank.rocchio(np.stack([stored[p] for p in positive]),
-                             np.stack([stored[p] for p in negative]) if negative else np.zeros((0, 1)))
+        query, wanted = rank.recommendation_query(positive, negative, self._vectors)
         return self._fan_out(query, limit, offset, filters, wanted)
 
     # --- internals ------------------------------------------------------------------------------

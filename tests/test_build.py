@@ -11,9 +11,8 @@ import pytest
 from indexer.build import delete_papers, index_file
 from indexer.store import IndexStore
 from models.config import Settings
-from models.errors import IndexModelMismatch, InvalidInput
 from models.embedder import Embedder
-
+from models.errors import IndexModelMismatch, InvalidInput
 from tests.conftest import SAMPLE
 
 

@@ -10,7 +10,6 @@ import subprocess
 import pytest
 
 from api.cli import main
-
 from tests.conftest import ROOT, SAMPLE
 
 

@@ -6,7 +6,6 @@ marked slow; they skip when Ray (the optional extra) is not installed.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import signal
@@ -21,11 +20,10 @@ import pytest
 
 from api.cli import main
 from indexer import distributed
-from indexer.build import index_file
 from indexer.store import IndexStore
 from models.config import Settings
 from search.engine import SearchEngine
-from tests.conftest import ROOT, SAMPLE, SCIFACT_SUBSET, shared_dataset
+from tests.conftest import ROOT, SAMPLE, SCIFACT_SUBSET
 
 SUBSET = SCIFACT_SUBSET
 QUERIES = ("lightweight OCR", "protein folding", "gene expression in cancer cells", "vitamin D deficiency")

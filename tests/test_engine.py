@@ -20,7 +20,7 @@ def test_lightweight_ocr_ranks_the_three_ocr_papers_first(sample_engine):
     hits = sample_engine.search("lightweight OCR", limit=5, mode="dense")
     assert set(_ids(hits)[:3]) == OCR_PAPERS
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    assert all(a.score >= b.score for a, b in zip(hits, hits[1:], strict=False))
 
 
 def test_protein_folding_finds_helixfold(sample_engine):
@@ -64,7 +64,7 @@ def _oracle(engine, vector, filters, k, exclude=()):
     """Brute force over every stored paper: filter in Python, score with numpy."""
     store: IndexStore = engine.store
     rows = []
-    for rowid, paper in store.iter_papers():
+    for _rowid, paper in store.iter_papers():
         if paper.paper_id in exclude:
             continue
         if filters.year_from is not None and (paper.year is None or paper.year < filters.year_from):

@@ -9,7 +9,6 @@ import pytest
 
 from indexer.ingest import Parsed, Rejection, detect_format, read_papers, to_paper
 from models.errors import InvalidInput, UnknownFormat
-
 from tests.conftest import SAMPLE
 
 
@@ -33,7 +32,8 @@ def test_formats_are_detected(tmp_path):
     arxiv = _write_jsonl(tmp_path / "arxiv.json", [{"id": "0704.0001", "title": "T", "abstract": "A",
                                                     "authors": "A. One, B. Two and C. Three",
                                                     "categories": "hep-ph math.CO", "update_date": "2008-11-13",
-                                                    "versions": [{"version": "v1", "created": "Mon, 2 Apr 2007 19:18:42 GMT"}]}])
+                                                    "versions": [{"version": "v1",
+                                                                  "created": "Mon, 2 Apr 2007 19:18:42 GMT"}]}])
     csv_file = tmp_path / "papers.csv"
     csv_file.write_text("id,title,abstract,authors,year,categories\np1,Title,Abs,\"A, B and C\",2020,cs.CV cs.LG\n")
     assert detect_format(beir) == "beir"
