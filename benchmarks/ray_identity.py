@@ -45,8 +45,10 @@ def main() -> None:
     parser.add_argument("--scifact", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/scifact")
     parser.add_argument("--out", type=Path, default=Path("/work/cache/scifact-ray"))
     parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--resume", action="store_true", help="keep what an interrupted run stored in --out")
     args = parser.parse_args()
-    shutil.rmtree(args.out, ignore_errors=True)
+    if not args.resume:
+        shutil.rmtree(args.out, ignore_errors=True)
     started = time.perf_counter()
     report, run = index_files_ray(Settings(index_dir=args.out), [args.scifact / "corpus.jsonl.gz"],
                                   options=RayOptions(replicas=args.replicas))
@@ -67,9 +69,10 @@ def main() -> None:
         same_top10 += [h.paper.paper_id for h in a] == [h.paper.paper_id for h in b]
         worst_score = max(worst_score, max(abs(x.score - y.score) for x, y in zip(a, b, strict=True)))
     print(json.dumps({
-        "papers": report.indexed, "embedded_on_replicas": report.embedded, "driver_encode_s": report.encode_seconds,
+        "written": report.indexed, "unchanged": report.unchanged, "embedded_on_replicas": report.embedded,
+        "driver_encode_s": report.encode_seconds,
         "ray": {"address": run.address, "replicas": run.replicas, "cluster_cpus": run.cluster_cpus},
-        "seconds": round(seconds, 1), "papers_per_s": round(report.indexed / seconds, 1),
+        "seconds": round(seconds, 1), "embedded_per_s": round(report.embedded / seconds, 1),
         "same_ids": same_ids, "same_rowids": same_rowids, "max_abs_vector_diff": max_diff,
         "queries": len(queries), "same_top10_ids": same_top10, "max_abs_score_diff": worst_score,
     }, indent=2))

@@ -93,12 +93,9 @@ def connect(options: RayOptions, settings: Settings) -> tuple[str, bool]:
     address = options.address or settings.ray_address
     logging_level = logging.WARNING if options.quiet else logging.INFO
     if address:
-        import indexer
-        import models
-
-        # Ship this checkout's packages to the workers; the cluster supplies the heavy
-        # dependencies (torch, sentence-transformers, the model package).
-        runtime_env = {"py_modules": [str(Path(models.__file__).parent), str(Path(indexer.__file__).parent)]}
+        # Ship this checkout's packages to the workers (api and search for `shards serve`); the
+        # cluster supplies the heavy dependencies (torch, sentence-transformers, the model package).
+        runtime_env = {"py_modules": [str(code_root / package) for package in ("models", "indexer", "search", "api")]}
         ray.init(address=address, runtime_env=runtime_env, logging_level=logging_level,
                  log_to_driver=not options.quiet)
         return address, True
@@ -115,7 +112,7 @@ def _plan(options: RayOptions, address: str) -> RayRun:
     cpus, gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
     use_gpu = gpus >= 1 if options.use_gpu is None else options.use_gpu
     if use_gpu and gpus < 1:
-        raise InvalidInput("--ray-gpus was asked for, but the Ray cluster has no GPUs.")
+        raise InvalidInput("GPU replicas were asked for (use_gpu=True), but the Ray cluster has no GPUs.")
     if options.replicas is not None and options.replicas < 1:
         raise InvalidInput(f"--replicas must be at least 1, got {options.replicas}.")
     default = int(gpus) if use_gpu else max(1, int(cpus // options.cpus_per_replica))
