@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--scifact", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/scifact")
     parser.add_argument("--work", type=Path, default=Path("/work/cache/ivfpq-bench"))
     parser.add_argument("--count", type=int, default=1_000_000)
-    parser.add_argument("--settings", nargs="*", default=[(16, 30), (32, 10), (32, 30), (32, 100), (64, 30)],
+    parser.add_argument("--settings", nargs="*", default=[(32, 30), (64, 100), (128, 100), (128, 200)],
                         type=lambda text: tuple(int(x) for x in text.split(":")),
                         help="nprobe:refine-factor pairs to measure (candidates = 10 x factor for a top 10)")
     args = parser.parse_args()

@@ -49,7 +49,7 @@ def _startup(args, index_dir, query: str) -> Table:
     table.add("CLI search end to end: python -m api.cli search ... (wall)", runs[1][0])
     table.add("the same, CPU seconds (user + system)", sorted(cpu for _, cpu in runs)[1])
     code = ("import time; t=time.perf_counter()\n"
-            "from models.config import Settings; from search.engine import SearchEngine\n"
+            "from models.config import Settings; from search.engine import QUERY_ENCODER_THREADS, SearchEngine\n"
             f"e = SearchEngine.open(Settings(index_dir={str(index_dir)!r}, threads={args.threads}))\n"
             "print(time.perf_counter()-t)")
     table.add("import + SearchEngine.open (in-process)", sorted(float(run_python(code)[1]) for _ in range(3))[1])
@@ -63,7 +63,7 @@ def _startup(args, index_dir, query: str) -> Table:
 
 
 def _latency(args, index_dir, texts, queries, qrels) -> Iterator[Table]:
-    from search.engine import MODES, SearchEngine
+    from search.engine import MODES, QUERY_ENCODER_THREADS, SearchEngine
 
     store = IndexStore.open(index_dir)
     papers = store.count()
@@ -75,17 +75,17 @@ def _latency(args, index_dir, texts, queries, qrels) -> Iterator[Table]:
         onnx_encoder.quantize(export_dir)
 
     encoders = Table(f"Query encoding latency, one query per call ({len(texts)} SciFact claims)",
-                     ["encoder", "p50 ms", "p99 ms", "CPU ms/query"])
-    threads = args.threads or 1  # what SearchEngine.open gives the query encoder
-    fp32 = onnx_encoder.OnnxEmbedder(export_dir, "onnx", threads=threads).load()
-    int8 = onnx_encoder.OnnxEmbedder(export_dir, "onnx-int8", threads=threads).load()
-    torch_encoder = Embedder(threads=threads)
-    for name, encoder, sample in (("onnxruntime fp32", fp32, texts), ("onnxruntime int8", int8, texts),
-                                  ("sentence-transformers (torch)", torch_encoder, texts[:100])):
+                     ["encoder", "threads", "p50 ms", "p99 ms", "CPU ms/query"])
+    threads = args.threads or QUERY_ENCODER_THREADS  # what SearchEngine.open gives the query encoder
+    rows = [("onnxruntime fp32", onnx_encoder.OnnxEmbedder(export_dir, "onnx", threads=threads).load(), texts),
+            ("onnxruntime fp32", onnx_encoder.OnnxEmbedder(export_dir, "onnx", threads=1).load(), texts),
+            ("onnxruntime int8", onnx_encoder.OnnxEmbedder(export_dir, "onnx-int8", threads=threads).load(), texts),
+            ("sentence-transformers (torch)", Embedder(threads=threads), texts[:100])]
+    for name, encoder, sample in rows:
         latency = time_calls(lambda q, e=encoder: e.encode([q], "query"), sample)
-        encoders.add(name, latency.p50, latency.p99, latency.cpu_ms)
-    encoders.notes.append(f"in-process, after warm-up, {threads} intra-op thread(s); torch timed on the first "
-                          "100 claims; CPU ms/query = process CPU time / queries (robust to a shared machine)")
+        encoders.add(name, encoder.threads, latency.p50, latency.p99, latency.cpu_ms)
+    encoders.notes.append("in-process, after warm-up; the first row is what searches use; torch timed on the "
+                          "first 100 claims; CPU ms/query = process CPU time / queries (robust to a shared machine)")
 
     rss_before = rss_bytes()
     with Timer() as opened:
@@ -115,7 +115,7 @@ def _latency(args, index_dir, texts, queries, qrels) -> Iterator[Table]:
     engine.close()
     yield encoders
     yield searches
-    yield _int8_quality(args, index_dir, queries, qrels, int8)
+    yield _int8_quality(args, index_dir, queries, qrels, rows[2][1])
 
 
 def _int8_quality(args, index_dir, queries, qrels, int8) -> Table:

@@ -624,7 +624,7 @@ class IndexStore:
             index = faiss.read_index(str(path))
         except (OSError, RuntimeError, MemoryError) as exc:
             return None, f"{path.name} cannot be read ({str(exc).splitlines()[0][-120:]})"
-        if not isinstance(index, faiss.IndexIDMap2) or index.d != self.model.dimension:
+        if not isinstance(index, (faiss.IndexIDMap2, faiss.IndexIVFPQ)) or index.d != self.model.dimension:
             return None, f"{path.name} is not a {self.model.dimension}-dimensional PaperSearch vector index"
         ids = np.sort(vectors.live_ids(index))
         rowids = self.all_rowids()

@@ -112,6 +112,9 @@ def test_loaded_from_file_as_ivfpq(synthetic_ivfpq, synthetic_engine):
     assert synthetic_engine.index_kind == "ivfpq"
     assert list(directory.glob("vectors-*.faiss"))
     assert synthetic_engine._index.ntotal == COUNT
+    # The saved file is used as is: rebuilding would retrain the lists (minutes at 1M papers).
+    assert synthetic_engine.store.vector_file_problem is None
+    assert sorted(vectors.live_ids(synthetic_engine._index).tolist()) == synthetic_engine.store.all_rowids().tolist()
 
 
 def test_related_scores_are_exact_and_recall_is_high(synthetic_ivfpq, synthetic_engine):
