@@ -28,6 +28,8 @@ from search.engine import SearchEngine
 EXTERNAL_WRITE_CHECK_SECONDS = 1.0
 # How often (seconds) a request retries opening an index that was absent or unreadable.
 REOPEN_SECONDS = 1.0
+# How long (seconds) a write waits behind this server's other writes before answering 503.
+WRITE_QUEUE_SECONDS = 30.0
 
 
 class ReadWriteGate:
@@ -174,9 +176,11 @@ class IndexService:
 
     @contextmanager
     def _writer(self) -> Iterator[IndexWriter]:
-        # One write at a time in this process; another process's write shows up as IndexBusy too.
-        if not self._write_lock.acquire(blocking=False):
-            raise IndexBusy("Another write to this index is in progress; retry in a moment.")
+        # One write at a time in this process: later ones queue (clients need not retry a busy
+        # server), for a bounded time. Another process's write (the CLI) is IndexBusy at once.
+        if not self._write_lock.acquire(timeout=WRITE_QUEUE_SECONDS):
+            raise IndexBusy(f"Other writes to this index have taken over {WRITE_QUEUE_SECONDS:.0f} s; "
+                            "retry in a moment.")
         try:
             embedder = self._engine.encoder if self._engine is not None else self._embedder
             with IndexWriter(self.settings, embedder=embedder, wait_for_lock=False) as writer:
