@@ -48,7 +48,7 @@ def build_parser(prog: str = "python -m benchmarks.bench") -> argparse.ArgumentP
                         help="where benchmark indexes and caches live ($PAPERSEARCH_BENCH_DIR)")
     parser.add_argument("--sample", type=int, default=300, help="papers encoded in the encode section (300)")
     parser.add_argument("--backends", default="torch,onnx,onnx-int8", help="encode section backends")
-    parser.add_argument("--batch-size", type=int, default=32, help="papers per model call (32)")
+    parser.add_argument("--batch-size", type=int, default=8, help="papers per model call (8, the indexing default)")
     parser.add_argument("--threads", type=int, default=0, help="model and FAISS threads (0: all cores)")
     parser.add_argument("--queries", type=int, default=300, help="queries timed per measurement (300)")
     parser.add_argument("--scale-size", type=int, default=100_000, help="papers in the scale section")

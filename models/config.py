@@ -31,8 +31,9 @@ class Settings:
     index_dir: Path = field(default_factory=default_index_dir)
     # Sentence-transformers model name or path.
     model: str | None = None  # None: the model recorded in the index, else DEFAULT_MODEL
-    # Papers embedded per model call: 32 is the measured sweet spot on a 2-core CPU.
-    batch_size: int = 32
+    # Papers embedded per model call. On a 2-core CPU 8 beat 32 by about 10% for torch and ONNX
+    # alike (a batch's activations stay in cache; docs/performance.md); a GPU wants 64 or more.
+    batch_size: int = 8
     # Encoder runtime for indexing: "torch" (sentence-transformers), "onnx" (same vectors, faster)
     # or "onnx-int8" (quantised: faster, cosine ~0.99 to fp32). Searches use the ONNX export.
     backend: str = "torch"
