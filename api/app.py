@@ -20,6 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import RETRY_AFTER_SECONDS, ApiError, describe, install_error_handlers
@@ -53,6 +54,8 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_OFFSET = 10_000
 # The engine's own default mode, so a new default (e.g. hybrid) needs no change here.
 DEFAULT_MODE: str = inspect.signature(SearchEngine.search).parameters["mode"].default
+# Where the /docs and /redoc pages find Swagger UI's and ReDoc's files (the fastapi-offline package).
+DOCS_ASSETS = "/docs-assets"
 # The page may only load its own files and call its own API: a strong guard against XSS.
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
@@ -76,7 +79,10 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
         yield
         await run_in_threadpool(service.close)
 
-    app = FastAPI(title="PaperSearch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    # FastAPI's own /docs and /redoc pages load Swagger UI and ReDoc from a CDN: blank on an
+    # offline machine. FastAPIOffline is the same FastAPI app serving those files itself.
+    app = FastAPIOffline(title="PaperSearch", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
+                         static_url=DOCS_ASSETS)
     app.state.settings = settings
     app.state.service = service
     install_error_handlers(app)

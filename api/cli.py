@@ -67,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", type=Path, help="input file(s)")
     p.add_argument("--format", choices=("jsonl", "csv", "arxiv", "beir"), help="force the input format")
     p.add_argument("--strict", action="store_true", help="reject the whole run if any record is bad")
-    p.add_argument("--batch-size", type=int, default=None, help="papers per model call (default 8; 64 or more on a GPU)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="papers per model call (default 8; 64 or more on a GPU)")
     p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default=None,
                    help="encoder runtime: torch (sentence-transformers, default), onnx (same vectors, "
                         "faster on CPUs) or onnx-int8 (faster still, slightly different vectors)")

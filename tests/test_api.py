@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -229,7 +230,13 @@ def test_openapi_documents_every_endpoint(client):
             "/health", "/stats"} <= set(spec["paths"])
     limit = next(p for p in spec["paths"]["/search"]["get"]["parameters"] if p["name"] == "limit")
     assert limit["schema"]["maximum"] == 100
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/openapi.json" in docs.text
+    # Swagger UI comes from this server, not a CDN: the page works on a machine without internet.
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert assets and all(url.startswith("/docs-assets/") for url in assets), assets
+    for url in assets:
+        assert client.get(url).status_code == 200, url
 
 
 
