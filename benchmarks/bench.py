@@ -80,10 +80,15 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.bench"
     print(f"- machine: {os.cpu_count()} cores, load average at start {load_average()}; "
           f"threads setting {args.threads or 'all cores'}\n")
     tables: list[Table] = []
-    for section in sections:
-        for table in _run_section(section, args):
-            print(table.render(), flush=True)
-            tables.append(table)
+    try:
+        for section in sections:
+            for table in _run_section(section, args):
+                print(table.render(), flush=True)
+                tables.append(table)
+    except FileNotFoundError as exc:  # a corpus or index path that is not there
+        print(f"error: {exc}. Pass --corpus DIR (a BEIR folder: corpus.jsonl[.gz], queries.jsonl[.gz], "
+              "qrels/test.tsv) or --scale-corpus FILE; see --help.", file=sys.stderr)
+        return 1
     if args.json:
         args.json.write_text(json.dumps([t.to_dict() for t in tables], indent=2, default=str))
     return 0

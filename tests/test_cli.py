@@ -113,3 +113,10 @@ def test_bench_prints_ann_recall_for_an_index(sample_index_dir, tmp_path, capsys
     assert f"HNSW vs exact, {len(papers)} real MiniLM document vectors, {len(papers)} real queries" in out
     flat_row = next(line for line in out.splitlines() if line.startswith("| flat (exact)"))
     assert flat_row.split("|")[3].strip() == "1.00"  # exact search agrees with itself
+
+
+def test_bench_names_a_missing_corpus_instead_of_a_traceback(tmp_path, capsys):
+    missing = tmp_path / "no-such-corpus"
+    assert main(["bench", "ann", "--corpus", str(missing), "--workdir", str(tmp_path / "work")]) == 1
+    err = capsys.readouterr().err
+    assert str(missing) in err and "--corpus" in err and "Traceback" not in err
