@@ -28,8 +28,10 @@ from search.engine import SearchEngine
 EXTERNAL_WRITE_CHECK_SECONDS = 1.0
 # How often (seconds) a request retries opening an index that was absent or unreadable.
 REOPEN_SECONDS = 1.0
-# How long (seconds) a write waits behind this server's other writes before answering 503.
+# How long (seconds) a write waits behind this server's other writes before answering 503, and
+# how many may wait at once: each waits in a threadpool thread that searches also need.
 WRITE_QUEUE_SECONDS = 30.0
+WRITE_QUEUE_LENGTH = 4
 
 
 class ReadWriteGate:
@@ -94,6 +96,8 @@ class IndexService:
         self._gate = ReadWriteGate()
         self._open_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._writes_waiting = 0
         self._opened_at = 0.0
         self._checked_at = 0.0
 
@@ -176,17 +180,29 @@ class IndexService:
 
     @contextmanager
     def _writer(self) -> Iterator[IndexWriter]:
-        # One write at a time in this process: later ones queue (clients need not retry a busy
-        # server), for a bounded time. Another process's write (the CLI) is IndexBusy at once.
-        if not self._write_lock.acquire(timeout=WRITE_QUEUE_SECONDS):
-            raise IndexBusy(f"Other writes to this index have taken over {WRITE_QUEUE_SECONDS:.0f} s; "
-                            "retry in a moment.")
+        # One write at a time in this process: a few later ones queue (clients need not retry a
+        # busy server), for a bounded time. Another process's write (the CLI) is IndexBusy at once.
+        self._wait_for_write_turn()
         try:
             embedder = self._engine.encoder if self._engine is not None else self._embedder
             with IndexWriter(self.settings, embedder=embedder, wait_for_lock=False) as writer:
                 yield writer
         finally:
             self._write_lock.release()
+
+    def _wait_for_write_turn(self) -> None:
+        with self._queue_lock:
+            if self._writes_waiting >= WRITE_QUEUE_LENGTH:
+                raise IndexBusy(f"{self._writes_waiting} writes are already waiting for this index; "
+                                "retry in a moment.")
+            self._writes_waiting += 1
+        try:
+            if not self._write_lock.acquire(timeout=WRITE_QUEUE_SECONDS):
+                raise IndexBusy(f"Other writes to this index have taken over {WRITE_QUEUE_SECONDS:.0f} s; "
+                                "retry in a moment.")
+        finally:
+            with self._queue_lock:
+                self._writes_waiting -= 1
 
     def upsert(self, papers: list[Paper]) -> WriteOutcome:
         """Add or replace papers; all become visible to searches at the same moment."""

@@ -79,19 +79,33 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.bench"
     print(f"- command: {prog} {' '.join(sys.argv[1:] if argv is None else argv)}")
     print(f"- machine: {os.cpu_count()} cores, load average at start {load_average()}; "
           f"threads setting {args.threads or 'all cores'}\n")
-    tables: list[Table] = []
-    try:
-        for section in sections:
-            for table in _run_section(section, args):
-                print(table.render(), flush=True)
-                tables.append(table)
-    except FileNotFoundError as exc:  # a corpus or index path that is not there
-        print(f"error: {exc}. Pass --corpus DIR (a BEIR folder: corpus.jsonl[.gz], queries.jsonl[.gz], "
-              "qrels/test.tsv) or --scale-corpus FILE; see --help.", file=sys.stderr)
+    problem = _missing_input(sections, args)
+    if problem:
+        print(f"error: {problem}; see --help.", file=sys.stderr)
         return 1
+    tables: list[Table] = []
+    for section in sections:
+        for table in _run_section(section, args):
+            print(table.render(), flush=True)
+            tables.append(table)
     if args.json:
         args.json.write_text(json.dumps([t.to_dict() for t in tables], indent=2, default=str))
     return 0
+
+
+def _missing_input(sections: list[str], args) -> str | None:
+    """What a section needs and cannot find, before anything runs (None when all is there)."""
+    if set(sections) - {"scale"}:  # every other section reads the BEIR corpus
+        for stem in ("corpus", "queries"):
+            if not any((args.corpus / f"{stem}{ext}").is_file() for ext in (".jsonl", ".jsonl.gz")):
+                return (f"no {stem}.jsonl(.gz) in {args.corpus}: pass --corpus DIR, a BEIR folder with "
+                        "corpus.jsonl[.gz], queries.jsonl[.gz] and qrels/test.tsv")
+        if not (args.corpus / "qrels" / "test.tsv").is_file():
+            return f"no qrels/test.tsv in {args.corpus}: pass --corpus DIR, a BEIR folder"
+    scale_index = args.workdir / f"scale-{args.scale_size}-{args.scale_tokens}tok-index"
+    if "scale" in sections and not args.scale_corpus.is_file() and not (scale_index / "papers.sqlite").is_file():
+        return f"no {args.scale_corpus}: pass --scale-corpus FILE (papers.jsonl[.gz]) for the scale section"
+    return None
 
 
 def _run_section(section: str, args) -> Iterable[Table]:

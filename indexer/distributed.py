@@ -42,6 +42,8 @@ RAY_EXTRA_HINT = "pip install 'papersearch[ray]'  (or: pip install 'ray[data,ser
 # Records per block from the readers and per replica call: the driver's write batch, so blocks
 # map onto write transactions one to one.
 READ_BLOCK = WRITE_BATCH
+# Papers per model call on a GPU replica at the least (the CPU default, Settings.batch_size, is 8).
+GPU_BATCH_SIZE = 64
 # Ray Data merges what a task yields into blocks up to this size (and slices bigger ones): about
 # 150-250 records of abstracts, or 100 records with their vectors.
 READ_TARGET_BYTES = 256 * 1024
@@ -267,7 +269,10 @@ def _pipeline(ray, files: list[Path], fmt: str | None, writer: IndexWriter, sett
         replica, batch_size=READ_BLOCK, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=run.replicas),
         num_cpus=0 if run.gpus_per_replica else options.cpus_per_replica, num_gpus=run.gpus_per_replica,
         fn_constructor_kwargs={"model": model.name, "fingerprint": model.fingerprint, "known": known_ref,
-                               "threads": threads, "batch_size": settings.batch_size,
+                               "threads": threads,
+                               # a GPU is starved by the CPU's small default batches
+                               "batch_size": max(settings.batch_size, GPU_BATCH_SIZE) if run.gpus_per_replica
+                               else settings.batch_size,
                                "device": "cuda" if run.gpus_per_replica else "cpu"})
 
 

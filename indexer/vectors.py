@@ -194,8 +194,15 @@ def _new_ivfpq(dimension: int, count: int) -> faiss.Index:
     index = faiss.IndexIVFPQ(quantizer, dimension, lists, pq_bytes, bits, faiss.METRIC_INNER_PRODUCT)
     index.own_fields = True  # the quantizer lives as long as the index (SWIG would free it early)
     quantizer.this.disown()
-    index.nprobe = max(1, min(IVFPQ_MAX_PROBE, lists, round(lists * IVFPQ_PROBE_SHARE)))
+    set_search_depth(index)
     return index
+
+
+def set_search_depth(index: faiss.Index) -> None:
+    """Give an IVF-PQ index the current default probe count (FAISS saves nprobe in the file, so an
+    index written under older defaults would otherwise keep them)."""
+    ivf = faiss.downcast_index(index)
+    ivf.nprobe = max(1, min(IVFPQ_MAX_PROBE, ivf.nlist, round(ivf.nlist * IVFPQ_PROBE_SHARE)))
 
 
 def ivfpq_fits(index: faiss.Index, count: int) -> bool:

@@ -32,7 +32,8 @@ class Settings:
     # Sentence-transformers model name or path.
     model: str | None = None  # None: the model recorded in the index, else DEFAULT_MODEL
     # Papers embedded per model call. On a 2-core CPU 8 beat 32 by about 10% for torch and ONNX
-    # alike (a batch's activations stay in cache; docs/performance.md); a GPU wants 64 or more.
+    # alike (a batch's activations stay in cache; docs/performance.md); GPU replicas of the Ray
+    # path use at least GPU_BATCH_SIZE.
     batch_size: int = 8
     # Encoder runtime for indexing: "torch" (sentence-transformers), "onnx" (same vectors, faster)
     # or "onnx-int8" (quantised: faster, cosine ~0.99 to fp32). Searches use the ONNX export.

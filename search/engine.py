@@ -260,6 +260,9 @@ class SearchEngine:
         """Cosine of `vector` with the stored vectors of `rowids` (rows the index lacks are dropped)."""
         with self._lock:
             index = self._index
+        if vectors.index_kind(index) == "ivfpq":  # codes only in RAM: the exact vectors are in SQLite
+            kept, matrix = self.store.embeddings_by_rowid(rowids)
+            return np.asarray(kept, dtype=np.int64), (matrix @ vector).astype(np.float32)
         kept, rows = [], []
         for rowid in rowids.tolist():
             try:

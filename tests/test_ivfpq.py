@@ -239,3 +239,51 @@ def test_bulk_load_builds_the_ivfpq_index_once(tmp_path, monkeypatch):
         assert vectors.index_kind(index) == "ivfpq" and index.ntotal == 1_200 and vectors.ivfpq_fits(index, 1_200)
     finally:
         store.close()
+
+
+def test_check_passes_and_repair_works_on_an_ivfpq_index(fresh_index_dir, embedder):
+    from indexer.check import check_index, repair_index
+
+    with IndexWriter(Settings(index_dir=fresh_index_dir, index_type="ivfpq"), embedder=embedder):
+        pass
+    report = check_index(fresh_index_dir)
+    assert report.ok, report.problems  # compressed codes are not compared with the stored vectors
+    (next(fresh_index_dir.glob("vectors-*.faiss"))).unlink()
+    assert not check_index(fresh_index_dir).ok
+    repair_index(fresh_index_dir)
+    assert check_index(fresh_index_dir).ok
+
+
+def test_an_ivfpq_file_searches_at_the_current_defaults(synthetic_ivfpq, tmp_path):
+    import shutil
+
+    import faiss
+
+    directory = tmp_path / "old"
+    shutil.copytree(synthetic_ivfpq[0], directory)
+    path = next(directory.glob("vectors-*.faiss"))
+    index = faiss.read_index(str(path))
+    expected = index.nprobe
+    index.nprobe = 1  # as written under older defaults (FAISS keeps nprobe in the file)
+    store = IndexStore.open(directory)
+    try:
+        store.save_vector_index(index, store.generation)
+        loaded, _ = store.load_vector_index()
+        assert store.vector_file_problem is None and loaded.nprobe == expected > 1
+    finally:
+        store.close()
+
+
+def test_hybrid_on_ivfpq_scores_lexical_only_papers_exactly(fresh_index_dir, embedder):
+    with IndexWriter(Settings(index_dir=fresh_index_dir, index_type="ivfpq"), embedder=embedder):
+        pass
+    engine = SearchEngine.open(Settings(index_dir=fresh_index_dir), encoder=embedder)
+    try:
+        vector = embedder.encode(["lightweight OCR"], "query")[0]
+        rowids = engine.store.all_rowids()
+        kept, cosines = engine._cosines(rowids, vector)
+        _, stored = engine.store.embeddings_by_rowid(kept)
+        assert sorted(kept.tolist()) == rowids.tolist()  # codes in RAM, exact vectors from SQLite
+        assert np.allclose(cosines, stored @ vector, atol=1e-6)
+    finally:
+        engine.close()
