@@ -139,7 +139,8 @@ def _serving(args, index_dir: Path, titles: list[str]) -> Table:
     return table
 
 
-def _recall(index_dir: Path, export_dir: Path, titles: list[str]) -> Table:
+def _recall(index_dir: Path, export_dir: Path, titles: list[str],
+            described: str = "MiniLM short-text vectors ({} held-out titles as queries)") -> Table:
     from benchmarks.ann import _stored, recall_table
     from indexer import vectors
 
@@ -148,8 +149,7 @@ def _recall(index_dir: Path, export_dir: Path, titles: list[str]) -> Table:
     index, _ = store.load_vector_index()
     store.close()
     queries = onnx_encoder.OnnxEmbedder(export_dir, "onnx", threads=1).encode(titles, "query")
-    return recall_table(f"HNSW vs exact at {len(rowids):,} MiniLM short-text vectors "
-                        f"({len(titles)} held-out titles as queries)",
+    return recall_table(f"HNSW vs exact at {len(rowids):,} {described.format(len(titles))}",
                         rowids, matrix, queries, hnsw=index if vectors.index_kind(index) == "hnsw" else None)
 
 
