@@ -16,7 +16,7 @@ from indexer import vectors
 from indexer.store import IndexStore, onnx_export_dir
 from models import onnx_encoder
 
-EF_SWEEP = (16, 32, 64, 128, 256)
+EF_SWEEP = (16, 32, 64, 128, 192, 256)
 
 
 def run(args) -> list[Table]:

@@ -626,8 +626,7 @@ class IndexStore:
             return None, f"{path.name} cannot be read ({str(exc).splitlines()[0][-120:]})"
         if not isinstance(index, (faiss.IndexIDMap2, faiss.IndexIVFPQ)) or index.d != self.model.dimension:
             return None, f"{path.name} is not a {self.model.dimension}-dimensional PaperSearch vector index"
-        if vectors.index_kind(index) == "ivfpq":
-            vectors.set_search_depth(index)
+        vectors.set_search_depth(index)
         ids = np.sort(vectors.live_ids(index))
         rowids = self.all_rowids()
         if not np.array_equal(ids, rowids):

@@ -21,10 +21,12 @@ INDEX_TYPES = ("auto", "flat", "hnsw", "ivfpq")
 # Below this many papers exact search is fast enough (about 1 ms per 10k vectors on 2 cores)
 # and costs no recall; above it "auto" switches to HNSW.
 AUTO_HNSW_THRESHOLD = 50_000
-# HNSW parameters: M=32 links per node; efSearch=128 kept recall@10 >= 0.98 on real embeddings.
+# HNSW parameters: M=32 links per node. On 108,910 whole arXiv abstracts recall@10 against exact
+# search was 0.982 at efSearch 128 and 0.990 at 192 (0.54 -> 0.80 ms of CPU a query): 192 keeps
+# a margin above the 0.98 asked of the defaults for a quarter of a millisecond.
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+HNSW_EF_SEARCH = 192
 
 # Above this many papers "auto" switches to IVF-PQ: HNSW keeps every full vector plus its graph in
 # RAM (about 1.8 KB a paper at 384 dimensions), IVF-PQ about 56 bytes (see docs/scaling.md).
@@ -199,10 +201,16 @@ def _new_ivfpq(dimension: int, count: int) -> faiss.Index:
 
 
 def set_search_depth(index: faiss.Index) -> None:
-    """Give an IVF-PQ index the current default probe count (FAISS saves nprobe in the file, so an
-    index written under older defaults would otherwise keep them)."""
-    ivf = faiss.downcast_index(index)
-    ivf.nprobe = max(1, min(IVFPQ_MAX_PROBE, ivf.nlist, round(ivf.nlist * IVFPQ_PROBE_SHARE)))
+    """Apply the current defaults for how far a search looks (HNSW efSearch, IVF-PQ nprobe).
+
+    FAISS saves both in the file, so an index written under older defaults would keep them.
+    """
+    kind = index_kind(index)
+    if kind == "hnsw":
+        faiss.downcast_index(index.index).hnsw.efSearch = HNSW_EF_SEARCH
+    elif kind == "ivfpq":
+        ivf = faiss.downcast_index(index)
+        ivf.nprobe = max(1, min(IVFPQ_MAX_PROBE, ivf.nlist, round(ivf.nlist * IVFPQ_PROBE_SHARE)))
 
 
 def ivfpq_fits(index: faiss.Index, count: int) -> bool:

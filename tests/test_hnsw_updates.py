@@ -120,3 +120,19 @@ def test_graph_is_rebuilt_once_tombstones_pass_their_share(fresh_index_dir, embe
     index, problem, count = _saved_index(fresh_index_dir)
     assert problem is None and vectors.index_kind(index) == "hnsw"
     assert index.ntotal == vectors.live_count(index) == count == total - within - 1  # a fresh graph
+
+
+def test_an_hnsw_file_searches_at_the_current_depth(fresh_index_dir, embedder):
+    import faiss
+
+    _to_hnsw(fresh_index_dir, embedder)
+    store = IndexStore.open(fresh_index_dir)
+    try:
+        index, _ = store.load_vector_index()
+        faiss.downcast_index(index.index).hnsw.efSearch = 16  # as saved under older defaults
+        store.save_vector_index(index, store.generation)
+        loaded, _ = store.load_vector_index()
+        assert store.vector_file_problem is None
+        assert faiss.downcast_index(loaded.index).hnsw.efSearch == vectors.HNSW_EF_SEARCH
+    finally:
+        store.close()
