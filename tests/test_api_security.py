@@ -12,10 +12,11 @@ import threading
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+import fastapi_offline
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import STATIC_DIR, create_app
+from api.app import DOCS_ASSETS, STATIC_DIR, create_app
 from api.limits import BodySizeLimit
 from models.config import Settings
 
@@ -192,14 +193,17 @@ def test_no_operation_has_a_path_like_input(app_with_key):
     for method, path, op in operations(spec):
         names = {p["name"].lower() for p in op.get("parameters", [])} | _body_fields(spec, op)
         assert not names & PATHLIKE_NAMES, (method, path, names & PATHLIKE_NAMES)
-    # The routes outside the schema: the page and widget take no input; /static serves one
-    # fixed directory.
-    hidden = [r for r in app_with_key.state.method_routes if not getattr(r, "include_in_schema", True)]
-    assert {r.path for r in hidden} == {"/", "/widget.js"}
+    # The routes outside the schema: the page, the widget and the API docs take no input;
+    # /static and /docs-assets each serve one fixed directory.
+    routes = [*app_with_key.state.method_routes, *app_with_key.routes]  # app.routes nests routers
+    hidden = [r for r in routes if not getattr(r, "include_in_schema", True) and r.__class__.__name__ != "Mount"]
+    assert {r.path for r in hidden} == {"/", "/widget.js", "/openapi.json", "/docs", "/docs/oauth2-redirect",
+                                        "/redoc"}
     assert all(not r.param_convertors for r in hidden)
     mounts = [r for r in app_with_key.routes if r.__class__.__name__ == "Mount"]
-    assert [(m.path, Path(m.app.directory)) for m in mounts] == [("/static", STATIC_DIR)]
-    assert not mounts[0].app.follow_symlink
+    assert {(m.path, Path(m.app.directory)) for m in mounts} == {
+        ("/static", STATIC_DIR), (DOCS_ASSETS, Path(fastapi_offline.__file__).parent / "static")}
+    assert not any(m.app.follow_symlink for m in mounts)
 
 
 TRAVERSALS = [
