@@ -47,11 +47,10 @@ from indexer.store import Filters
 from models.config import Settings
 from models.embedder import Embedder
 from models.errors import PaperNotFound, PaperSearchError
+from search.checks import MAX_OFFSET
 from search.engine import MODES, SearchEngine
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-# Deepest page one may ask for; the engine refuses larger offsets too.
-MAX_OFFSET = 10_000
 # The engine's own default mode, so a new default (e.g. hybrid) needs no change here.
 DEFAULT_MODE: str = inspect.signature(SearchEngine.search).parameters["mode"].default
 # Where the /docs and /redoc pages find Swagger UI's and ReDoc's files (the fastapi-offline package).

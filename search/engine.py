@@ -7,10 +7,8 @@ page that is returned.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import re
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -24,7 +22,7 @@ from models.config import Settings
 from models.embedder import Embedder, model_fingerprint
 from models.errors import IndexNotBuilt, InvalidQuery, ModelLoadError, PaperNotFound
 from models.paper import Hit
-from search import fusion, highlight, rank
+from search import checks, fusion, highlight, rank
 from search.lexical import LexicalSearcher, query_terms
 
 MODES = ("dense", "lexical", "hybrid")
@@ -40,29 +38,6 @@ HYBRID_ALPHA = 0.5
 # little throughput because no pool spins (hybrid over HTTP at 100k: p50 14 -> 11.7 ms at
 # concurrency 1, 118 -> 117 QPS at 8; docs/performance.md).
 QUERY_ENCODER_THREADS = min(2, os.cpu_count() or 1)
-
-# Lone UTF-16 surrogates (from JSON "\ud800" escapes) are not text; the tokenizer refuses them.
-_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
-# Filter values become SQLite LIKE patterns, which SQLite refuses beyond 50,000 bytes; no real
-# category or author name comes near this.
-_MAX_FILTER_CHARS = 500
-_MAX_YEAR = 9999
-
-
-def _checked_filters(filters: Filters) -> Filters:
-    """Filters SQLite can take: text without surrogates and of sane length, years in range."""
-    for name in ("year_from", "year_to"):
-        year = getattr(filters, name)
-        if year is not None and (isinstance(year, bool) or not isinstance(year, int) or abs(year) > _MAX_YEAR):
-            raise InvalidQuery(f"{name} must be a year between -{_MAX_YEAR} and {_MAX_YEAR}, got {year!r:.40}.")
-    texts = {}
-    for name in ("category", "author"):
-        value = getattr(filters, name)
-        if value is not None:
-            if not isinstance(value, str) or len(value) > _MAX_FILTER_CHARS:
-                raise InvalidQuery(f"The {name} filter must be text of at most {_MAX_FILTER_CHARS} characters.")
-            texts[name] = _LONE_SURROGATE.sub("\ufffd", value)
-    return dataclasses.replace(filters, **texts)
 
 log = logging.getLogger("papersearch")
 
@@ -167,12 +142,13 @@ class SearchEngine:
             mode: "dense" (embedding similarity), "lexical" (BM25) or "hybrid" (both, fused).
             snippets: attach each hit's best-matching abstract sentences, terms in <mark>.
         """
-        text = self._check_query(query)
-        self._check_page(limit, offset)
+        text = checks.checked_query(query, self.settings)
+        checks.check_page(limit, offset, self.settings)
         if mode not in MODES:
             raise InvalidQuery(f"Unknown mode {mode!r}; choose one of: {', '.join(MODES)}.")
         terms = query_terms(text)
-        allowed = self.store.filter_rowids(_checked_filters(filters)) if filters and filters.active() else None
+        active = filters is not None and filters.active()
+        allowed = self.store.filter_rowids(checks.checked_filters(filters)) if active else None
         depth = limit + offset
         if mode == "lexical":
             ranking = self._lexical.top(terms, depth, allowed)
@@ -191,7 +167,7 @@ class SearchEngine:
     def related(self, paper_id: str | None = None, text: str | None = None, limit: int = 10,
                 offset: int = 0, filters: Filters | None = None) -> list[Hit]:
         """Papers most similar to a stored paper, or to a pasted abstract; never the paper itself."""
-        self._check_page(limit, offset)
+        checks.check_page(limit, offset, self.settings)
         if (paper_id is None) == (text is None):
             raise InvalidQuery("Give either a paper id or a text for related papers, not both or neither.")
         exclude: set[int] = set()
@@ -202,13 +178,13 @@ class SearchEngine:
             vector = stored[paper_id]
             exclude = set(self.store.rowids_for([paper_id]).values())
         else:
-            vector = self.encoder.encode([self._check_query(text)], "document")[0]
+            vector = self.encoder.encode([checks.checked_query(text, self.settings)], "document")[0]
         return self._hits(*self._dense(vector, limit + offset, filters, exclude), limit, offset)
 
     def recommend(self, positive: list[str], negative: list[str] = (), limit: int = 10, offset: int = 0,
                   filters: Filters | None = None) -> list[Hit]:
         """Papers like the liked ones and unlike the disliked ones; never any of the inputs."""
-        self._check_page(limit, offset)
+        checks.check_page(limit, offset, self.settings)
         query, wanted = rank.recommendation_query(positive, negative, self.store.embeddings_for)
         exclude = set(self.store.rowids_for(wanted).values())
         return self._hits(*self._dense(query, limit + offset, filters, exclude), limit, offset)
@@ -216,27 +192,12 @@ class SearchEngine:
     def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None,
                       exclude_ids: list[str] = ()) -> list[Hit]:
         """The k papers nearest to a ready query vector, never `exclude_ids` (a shard answering a router)."""
-        if not 1 <= k <= self.settings.max_limit + 10_000:
-            raise InvalidQuery(f"k must be between 1 and {self.settings.max_limit + 10_000}, got {k}.")
+        if not 1 <= k <= self.settings.max_limit + checks.MAX_OFFSET:
+            raise InvalidQuery(f"k must be between 1 and {self.settings.max_limit + checks.MAX_OFFSET}, got {k}.")
         exclude = set(self.store.rowids_for(list(exclude_ids)).values())
         return self._hits(*self._dense(np.asarray(vector, dtype=np.float32), k, filters, exclude), k, 0)
 
     # --- internals ------------------------------------------------------------------------------
-
-    def _check_query(self, query: str | None) -> str:
-        text = _LONE_SURROGATE.sub("\ufffd", query or "").strip()
-        if not text:
-            raise InvalidQuery("The query is empty: type a few words, such as 'lightweight OCR'.")
-        if len(text) > self.settings.max_query_chars:
-            raise InvalidQuery(f"The query is {len(text)} characters long; the limit is "
-                               f"{self.settings.max_query_chars}. Shorten it.")
-        return text
-
-    def _check_page(self, limit: int, offset: int) -> None:
-        if not 1 <= limit <= self.settings.max_limit:
-            raise InvalidQuery(f"limit must be between 1 and {self.settings.max_limit}, got {limit}.")
-        if not 0 <= offset <= 10_000:
-            raise InvalidQuery(f"offset must be between 0 and 10000, got {offset}.")
 
     def _hybrid(self, vector: np.ndarray, terms: list[str], depth: int, filters: Filters | None,
                 allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -289,7 +250,7 @@ class SearchEngine:
                                 f"'papersearch index papers.jsonl --index {self.store.directory}'.")
         query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
         if allowed is None and filters and filters.active():
-            allowed = self.store.filter_rowids(_checked_filters(filters))
+            allowed = self.store.filter_rowids(checks.checked_filters(filters))
         if allowed is not None:
             allowed = np.setdiff1d(allowed, np.fromiter(exclude, dtype=np.int64))
             if len(allowed) == 0:

@@ -23,9 +23,9 @@ import numpy as np
 from indexer.store import Filters
 from models.config import Settings
 from models.embedder import Embedder
-from models.errors import IndexModelMismatch, InvalidInput, InvalidQuery, PaperNotFound
+from models.errors import IndexModelMismatch, InvalidInput, PaperNotFound
 from models.paper import Hit
-from search import rank
+from search import checks, rank
 from search.engine import SearchEngine
 
 
@@ -100,36 +100,25 @@ class ShardRouter:
 
     def search(self, query: str, limit: int = 10, offset: int = 0, filters: Filters | None = None) -> list[Hit]:
         """Papers ranked by similarity to a free-text query, over all shards."""
-        text = (query or "").strip()
-        if not text:
-            raise InvalidQuery("The query is empty: type a few words, such as 'lightweight OCR'.")
-        if len(text) > self.settings.max_query_chars:
-            raise InvalidQuery(f"The query is {len(text)} characters long; the limit is "
-                               f"{self.settings.max_query_chars}. Shorten it.")
-        self._check_page(limit, offset)
+        text = checks.checked_query(query, self.settings)
+        checks.check_page(limit, offset, self.settings)
         vector = self.encoder.encode([text], "query")[0]
         return self._fan_out(vector, limit, offset, filters, [])
 
     def related(self, paper_id: str, limit: int = 10, offset: int = 0, filters: Filters | None = None) -> list[Hit]:
         """Papers most similar to a stored paper (on whichever shard holds it), never the paper itself."""
-        self._check_page(limit, offset)
+        checks.check_page(limit, offset, self.settings)
         vector = self._vectors([paper_id])[paper_id]
         return self._fan_out(vector, limit, offset, filters, [paper_id])
 
     def recommend(self, positive: list[str], negative: list[str] = (), limit: int = 10, offset: int = 0,
                   filters: Filters | None = None) -> list[Hit]:
         """Papers like the liked ones and unlike the disliked ones; never any of the inputs."""
-        self._check_page(limit, offset)
+        checks.check_page(limit, offset, self.settings)
         query, wanted = rank.recommendation_query(positive, negative, self._vectors)
         return self._fan_out(query, limit, offset, filters, wanted)
 
     # --- internals ------------------------------------------------------------------------------
-
-    def _check_page(self, limit: int, offset: int) -> None:
-        if not 1 <= limit <= self.settings.max_limit:
-            raise InvalidQuery(f"limit must be between 1 and {self.settings.max_limit}, got {limit}.")
-        if not 0 <= offset <= 10_000:
-            raise InvalidQuery(f"offset must be between 0 and 10000, got {offset}.")
 
     def _fan_out(self, vector: np.ndarray, limit: int, offset: int, filters: Filters | None,
                  exclude_ids: list[str]) -> list[Hit]:

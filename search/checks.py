@@ -1,0 +1,56 @@
+"""What a search request may ask for: one home for the checks the engine and the shard router share.
+
+Each check raises InvalidQuery with a message that says what to change, or returns the cleaned value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from indexer.store import Filters
+from models.config import Settings
+from models.errors import InvalidQuery
+
+# Lone UTF-16 surrogates (from JSON "\ud800" escapes) are not text; the tokenizer refuses them.
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Filter values become SQLite LIKE patterns, which SQLite refuses beyond 50,000 bytes; no real
+# category or author name comes near this.
+_MAX_FILTER_CHARS = 500
+_MAX_YEAR = 9999
+MAX_OFFSET = 10_000
+
+
+def checked_query(query: str | None, settings: Settings) -> str:
+    """The query text, stripped and without lone surrogates; never empty or over the length limit."""
+    text = _LONE_SURROGATE.sub("\ufffd", query or "").strip()
+    if not text:
+        raise InvalidQuery("The query is empty: type a few words, such as 'lightweight OCR'.")
+    if len(text) > settings.max_query_chars:
+        raise InvalidQuery(f"The query is {len(text)} characters long; the limit is "
+                           f"{settings.max_query_chars}. Shorten it.")
+    return text
+
+
+def check_page(limit: int, offset: int, settings: Settings) -> None:
+    """A page of 1..max_limit results, starting at most MAX_OFFSET results in."""
+    if not 1 <= limit <= settings.max_limit:
+        raise InvalidQuery(f"limit must be between 1 and {settings.max_limit}, got {limit}.")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidQuery(f"offset must be between 0 and {MAX_OFFSET}, got {offset}.")
+
+
+def checked_filters(filters: Filters) -> Filters:
+    """Filters SQLite can take: text without surrogates and of sane length, years in range."""
+    for name in ("year_from", "year_to"):
+        year = getattr(filters, name)
+        if year is not None and (isinstance(year, bool) or not isinstance(year, int) or abs(year) > _MAX_YEAR):
+            raise InvalidQuery(f"{name} must be a year between -{_MAX_YEAR} and {_MAX_YEAR}, got {year!r:.40}.")
+    texts = {}
+    for name in ("category", "author"):
+        value = getattr(filters, name)
+        if value is not None:
+            if not isinstance(value, str) or len(value) > _MAX_FILTER_CHARS:
+                raise InvalidQuery(f"The {name} filter must be text of at most {_MAX_FILTER_CHARS} characters.")
+            texts[name] = _LONE_SURROGATE.sub("\ufffd", value)
+    return dataclasses.replace(filters, **texts)
