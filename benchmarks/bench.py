@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shutil
@@ -109,32 +110,8 @@ def _missing_input(sections: list[str], args) -> str | None:
 
 
 def _run_section(section: str, args) -> Iterable[Table]:
-    """The tables of one section, as they are measured."""
-    if section == "encode":
-        from benchmarks import encode
-
-        return encode.run(args)
-    if section == "query":
-        from benchmarks import query
-
-        return query.run(args)
-    if section == "ann":
-        from benchmarks import ann
-
-        return ann.run(args)
-    if section == "scale":
-        from benchmarks import scale
-
-        return scale.run(args)
-    if section == "peer":
-        from benchmarks import peer
-
-        return peer.run(args)
-    if section == "http":
-        from benchmarks import http
-
-        return http.run(args)
-    raise SystemExit(f"unknown section {section!r}")
+    """The tables of one section, as they are measured (each section is benchmarks/<section>.py)."""
+    return importlib.import_module(f"benchmarks.{section}").run(args)
 
 
 def corpus_index(args) -> Path:

@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,6 +129,18 @@ def _is_busy(response: httpx.Response) -> bool:
     return response.status_code == 503 and response.json().get("error", {}).get("code") == "index_busy"
 
 
+async def _landed(kind: Kind, send: Callable[[], Awaitable[httpx.Response]], deadline: float) -> httpx.Response | None:
+    """The first answer to `send()` that is not 503 index_busy (busy ones are counted and retried),
+    or None after a transport error or once time is up."""
+    while time.monotonic() < deadline:
+        response = await _timed(kind, send())
+        if response is None or not _is_busy(response):
+            return response
+        kind.busy += 1
+        await asyncio.sleep(BUSY_PAUSE_SECONDS)
+    return None
+
+
 async def _searcher(url: str, config: Config, rng: random.Random, deadline: float, result: Result,
                     seen: dict[str, str]) -> None:
     kind = result.kinds["search"]
@@ -154,23 +166,17 @@ async def _writer(url: str, auth: dict, config: Config, rng: random.Random, dead
         while time.monotonic() < deadline:
             records = [synthetic_paper(rng, f"load-{run_id}-{number + i}") for i in range(config.batch)]
             number += config.batch
-            while time.monotonic() < deadline:  # retry a busy write until it lands or time is up
-                response = await _timed(kind, client.post("/papers", json=records))
-                if response is None:
-                    break
-                if _is_busy(response):
-                    kind.busy += 1
-                    await asyncio.sleep(BUSY_PAUSE_SECONDS)
-                    continue
-                body = response.json()
-                if response.status_code != 200 or body["indexed"] != len(records) or body["rejected"]:
-                    kind.errors.append(f"POST /papers {response.status_code}: {response.text[:200]}")
-                    break
-                for record in records:
-                    result.written[record["id"]] = paper_text(record)
-                    written_queue.append(record["id"])
-                await asyncio.sleep(config.pause)
-                break
+            response = await _landed(kind, lambda records=records: client.post("/papers", json=records), deadline)
+            if response is None:
+                continue
+            body = response.json()
+            if response.status_code != 200 or body["indexed"] != len(records) or body["rejected"]:
+                kind.errors.append(f"POST /papers {response.status_code}: {response.text[:200]}")
+                continue
+            for record in records:
+                result.written[record["id"]] = paper_text(record)
+                written_queue.append(record["id"])
+            await asyncio.sleep(config.pause)
 
 
 async def _deleter(url: str, auth: dict, config: Config, rng: random.Random, deadline: float, result: Result,
@@ -192,21 +198,15 @@ async def _deleter(url: str, auth: dict, config: Config, rng: random.Random, dea
                 await asyncio.sleep(0.05)
                 continue
             path = f"/papers/{target}"
-            while time.monotonic() < deadline:
-                response = await _timed(kind, client.delete(path))
-                if response is None:
-                    break
-                if _is_busy(response):
-                    kind.busy += 1
-                    await asyncio.sleep(BUSY_PAUSE_SECONDS)
-                    continue
-                if response.status_code != 200:
-                    kind.errors.append(f"DELETE {path} {response.status_code}: {response.text[:200]}")
-                else:
-                    result.deleted[target] = text
-                    want_written = not target.startswith("load-")
-                    await asyncio.sleep(config.pause)
-                break
+            response = await _landed(kind, lambda path=path: client.delete(path), deadline)
+            if response is None:
+                continue
+            if response.status_code != 200:
+                kind.errors.append(f"DELETE {path} {response.status_code}: {response.text[:200]}")
+                continue
+            result.deleted[target] = text
+            want_written = not target.startswith("load-")
+            await asyncio.sleep(config.pause)
 
 
 async def run_load(url: str, key: str, config: Config) -> Result:
