@@ -47,7 +47,6 @@ from indexer.store import Filters
 from models.config import Settings
 from models.embedder import Embedder
 from models.errors import PaperNotFound, PaperSearchError
-from search.checks import MAX_OFFSET
 from search.engine import MODES, SearchEngine
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -126,8 +125,8 @@ def _filters(year_from: int | None, year_to: int | None, category: str | None, a
     return Filters(year_from=year_from, year_to=year_to, category=category or None, author=author or None)
 
 
-def _page(hits, limit: int, offset: int, started: float) -> dict:
-    full = len(hits) == limit and offset + limit <= MAX_OFFSET
+def _page(hits, limit: int, offset: int, started: float, max_offset: int) -> dict:
+    full = len(hits) == limit and offset + limit <= max_offset
     return {"limit": limit, "offset": offset, "took_ms": round((time.perf_counter() - started) * 1000, 2),
             "next_offset": offset + limit if full else None, "results": [HitOut.from_hit(h) for h in hits]}
 
@@ -138,9 +137,10 @@ def _page(hits, limit: int, offset: int, started: float) -> dict:
 def _read_routes(settings: Settings) -> APIRouter:
     router = APIRouter(responses=ERROR_RESPONSES)
     Limit = Annotated[int, Query(ge=1, le=settings.max_limit, description="results per page")]
-    Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="results to skip (paging)")]
+    Offset = Annotated[int, Query(ge=0, le=settings.max_offset, description="results to skip (paging)")]
     Mode = Literal[MODES]  # type: ignore[valid-type]  # the engine's modes, whatever they are
-    RelatedRequest, RecommendRequest = bounded_requests(settings.max_limit, MAX_OFFSET, settings.max_query_chars)
+    RelatedRequest, RecommendRequest = bounded_requests(settings.max_limit, settings.max_offset,
+                                                        settings.max_query_chars)
 
     @router.get("/search", response_model=SearchResponse, tags=["search"])
     def search(
@@ -155,7 +155,7 @@ def _read_routes(settings: Settings) -> APIRouter:
         started = time.perf_counter()
         with service.reading() as engine:
             hits = engine.search(q, limit=limit, offset=offset, filters=filters, mode=mode)
-        return {"query": q, "mode": mode, **_page(hits, limit, offset, started)}
+        return {"query": q, "mode": mode, **_page(hits, limit, offset, started, settings.max_offset)}
 
     # Ids may hold slashes (DOIs, old arXiv ids), hence ":path"; "/related" is declared first.
     @router.get("/papers/{paper_id:path}/related", response_model=RelatedResponse, tags=["search"])
@@ -165,7 +165,7 @@ def _read_routes(settings: Settings) -> APIRouter:
         started = time.perf_counter()
         with service.reading() as engine:
             hits = engine.related(paper_id=paper_id, limit=limit, offset=offset, filters=filters)
-        return {"paper_id": paper_id, **_page(hits, limit, offset, started)}
+        return {"paper_id": paper_id, **_page(hits, limit, offset, started, settings.max_offset)}
 
     @router.get("/papers/{paper_id:path}", response_model=PaperOut, tags=["papers"])
     def get_paper(service: Service, paper_id: str):
@@ -183,7 +183,7 @@ def _read_routes(settings: Settings) -> APIRouter:
         started = time.perf_counter()
         with service.reading() as engine:
             hits = engine.related(text=body.text, limit=body.limit, offset=body.offset, filters=filters)
-        return {"paper_id": None, **_page(hits, body.limit, body.offset, started)}
+        return {"paper_id": None, **_page(hits, body.limit, body.offset, started, settings.max_offset)}
 
     @router.post("/recommend", response_model=RecommendResponse, tags=["search"])
     def recommend(service: Service, body: RecommendRequest):
@@ -193,7 +193,8 @@ def _read_routes(settings: Settings) -> APIRouter:
         with service.reading() as engine:
             hits = engine.recommend(body.positive, body.negative, limit=body.limit, offset=body.offset,
                                     filters=filters)
-        return {"positive": body.positive, "negative": body.negative, **_page(hits, body.limit, body.offset, started)}
+        page = _page(hits, body.limit, body.offset, started, settings.max_offset)
+        return {"positive": body.positive, "negative": body.negative, **page}
 
     @router.get("/health", response_model=HealthResponse, tags=["service"])
     def health(service: Service):

@@ -30,8 +30,6 @@ EXTERNAL_WRITE_CHECK_SECONDS = 1.0
 REOPEN_SECONDS = 1.0
 # How long (seconds) a write waits behind this server's other writes before answering 503, and
 # how many may wait at once: each waits in a threadpool thread that searches also need.
-WRITE_QUEUE_SECONDS = 30.0
-WRITE_QUEUE_LENGTH = 4
 
 
 class ReadWriteGate:
@@ -192,13 +190,13 @@ class IndexService:
 
     def _wait_for_write_turn(self) -> None:
         with self._queue_lock:
-            if self._writes_waiting >= WRITE_QUEUE_LENGTH:
+            if self._writes_waiting >= self.settings.write_queue_length:
                 raise IndexBusy(f"{self._writes_waiting} writes are already waiting for this index; "
                                 "retry in a moment.")
             self._writes_waiting += 1
         try:
-            if not self._write_lock.acquire(timeout=WRITE_QUEUE_SECONDS):
-                raise IndexBusy(f"Other writes to this index have taken over {WRITE_QUEUE_SECONDS:.0f} s; "
+            if not self._write_lock.acquire(timeout=self.settings.write_queue_seconds):
+                raise IndexBusy(f"Other writes to this index have taken over {self.settings.write_queue_seconds:g} s; "
                                 "retry in a moment.")
         finally:
             with self._queue_lock:

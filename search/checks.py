@@ -14,11 +14,7 @@ from models.errors import InvalidQuery
 
 # Lone UTF-16 surrogates (from JSON "\ud800" escapes) are not text; the tokenizer refuses them.
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
-# Filter values become SQLite LIKE patterns, which SQLite refuses beyond 50,000 bytes; no real
-# category or author name comes near this.
-_MAX_FILTER_CHARS = 500
 _MAX_YEAR = 9999
-MAX_OFFSET = 10_000
 
 
 def checked_query(query: str | None, settings: Settings) -> str:
@@ -33,14 +29,14 @@ def checked_query(query: str | None, settings: Settings) -> str:
 
 
 def check_page(limit: int, offset: int, settings: Settings) -> None:
-    """A page of 1..max_limit results, starting at most MAX_OFFSET results in."""
+    """A page of 1..max_limit results, starting at most max_offset results in."""
     if not 1 <= limit <= settings.max_limit:
         raise InvalidQuery(f"limit must be between 1 and {settings.max_limit}, got {limit}.")
-    if not 0 <= offset <= MAX_OFFSET:
-        raise InvalidQuery(f"offset must be between 0 and {MAX_OFFSET}, got {offset}.")
+    if not 0 <= offset <= settings.max_offset:
+        raise InvalidQuery(f"offset must be between 0 and {settings.max_offset}, got {offset}.")
 
 
-def checked_filters(filters: Filters) -> Filters:
+def checked_filters(filters: Filters, settings: Settings) -> Filters:
     """Filters SQLite can take: text without surrogates and of sane length, years in range."""
     for name in ("year_from", "year_to"):
         year = getattr(filters, name)
@@ -50,7 +46,7 @@ def checked_filters(filters: Filters) -> Filters:
     for name in ("category", "author"):
         value = getattr(filters, name)
         if value is not None:
-            if not isinstance(value, str) or len(value) > _MAX_FILTER_CHARS:
-                raise InvalidQuery(f"The {name} filter must be text of at most {_MAX_FILTER_CHARS} characters.")
+            if not isinstance(value, str) or len(value) > settings.max_filter_chars:
+                raise InvalidQuery(f"The {name} filter must be text of at most {settings.max_filter_chars} characters.")
             texts[name] = _LONE_SURROGATE.sub("\ufffd", value)
     return dataclasses.replace(filters, **texts)

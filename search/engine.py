@@ -148,7 +148,7 @@ class SearchEngine:
             raise InvalidQuery(f"Unknown mode {mode!r}; choose one of: {', '.join(MODES)}.")
         terms = query_terms(text)
         active = filters is not None and filters.active()
-        allowed = self.store.filter_rowids(checks.checked_filters(filters)) if active else None
+        allowed = self.store.filter_rowids(checks.checked_filters(filters, self.settings)) if active else None
         depth = limit + offset
         if mode == "lexical":
             ranking = self._lexical.top(terms, depth, allowed)
@@ -192,8 +192,8 @@ class SearchEngine:
     def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None,
                       exclude_ids: list[str] = ()) -> list[Hit]:
         """The k papers nearest to a ready query vector, never `exclude_ids` (a shard answering a router)."""
-        if not 1 <= k <= self.settings.max_limit + checks.MAX_OFFSET:
-            raise InvalidQuery(f"k must be between 1 and {self.settings.max_limit + checks.MAX_OFFSET}, got {k}.")
+        if not 1 <= k <= self.settings.max_limit + self.settings.max_offset:
+            raise InvalidQuery(f"k must be between 1 and {self.settings.max_limit + self.settings.max_offset}, got {k}.")
         exclude = set(self.store.rowids_for(list(exclude_ids)).values())
         return self._hits(*self._dense(np.asarray(vector, dtype=np.float32), k, filters, exclude), k, 0)
 
@@ -250,7 +250,7 @@ class SearchEngine:
                                 f"'papersearch index papers.jsonl --index {self.store.directory}'.")
         query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
         if allowed is None and filters and filters.active():
-            allowed = self.store.filter_rowids(checks.checked_filters(filters))
+            allowed = self.store.filter_rowids(checks.checked_filters(filters, self.settings))
         if allowed is not None:
             allowed = np.setdiff1d(allowed, np.fromiter(exclude, dtype=np.int64))
             if len(allowed) == 0:

@@ -6,6 +6,7 @@ import json
 import re
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -607,12 +608,13 @@ def test_a_write_waits_behind_another_write_of_this_server(fresh_index_dir, embe
         queued.join(timeout=1.0)
         assert "second" not in results  # still waiting: a 503 would have come back at once
         # ...but only a few wait (each holds a thread searches need)...
-        monkeypatch.setattr(api.service, "WRITE_QUEUE_LENGTH", 1)
+        service = c.app.state.service
+        service.settings = replace(service.settings, write_queue_length=1)
         full = c.post("/papers", json=second, headers=AUTH)
         assert "already waiting" in assert_error(full, 503, "index_busy")
-        monkeypatch.setattr(api.service, "WRITE_QUEUE_LENGTH", 4)
+        service.settings = replace(service.settings, write_queue_length=4)
         # ...and only for a bounded time.
-        monkeypatch.setattr(api.service, "WRITE_QUEUE_SECONDS", 0.05)
+        service.settings = replace(service.settings, write_queue_seconds=0.05)
         busy = c.post("/papers", json=second, headers=AUTH)
         assert "retry" in assert_error(busy, 503, "index_busy") and busy.headers["retry-after"]
         gated.release.set()
