@@ -7,6 +7,7 @@ and unbalanced parentheses are just characters that the tokenizer drops.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import Counter
@@ -15,14 +16,27 @@ import numpy as np
 import tantivy
 
 from indexer import lexical
-from indexer.store import IndexStore, WriteLock, lexical_path
-from models.errors import IndexBusy
+from indexer.store import IndexStore, lexical_path
 
 _EMPTY = (np.zeros(0, np.int64), np.zeros(0, np.float32))
 # With a filter, fetch more than wanted (scaled by how selective the filter is) and grow by this
 # factor until enough allowed rows are found or the matches run out. Exact, since each fetch is a
 # prefix of the same ranking. Measured at 100k abstracts: a top-10,000 fetch costs 2-10 ms.
 _FILTER_OVERFETCH = 4
+
+log = logging.getLogger("papersearch")
+
+
+def _stale_reason(state: dict | None, store_generation: int) -> str | None:
+    """Why the on-disk lexical index cannot serve the store's current generation, or None."""
+    if state is None:
+        return "missing"
+    if state.get("analyzer") != lexical.ANALYZER_VERSION:
+        return "made by another analyzer version"
+    generation = state.get("generation")
+    if not isinstance(generation, int) or not 0 <= store_generation - generation <= 1:
+        return f"stale (generation {generation}, records at {store_generation})"
+    return None
 
 
 def query_terms(text: str) -> list[str]:
@@ -36,31 +50,31 @@ class LexicalSearcher:
     def __init__(self, store: IndexStore):
         self.store = store
         self._lock = threading.Lock()
+        self._warned: str | None = None  # the problem last reported, so a server logs it once
         self._index, self._generation = self._load()
         self._schema = self._index.schema
 
     def _load(self) -> tuple[tantivy.Index, int | None]:
-        """The on-disk index and the generation its sidecar names, repaired first when stale and
-        nobody is writing.
+        """The on-disk index and the generation its sidecar names, or an in-memory copy when the
+        one on disk cannot serve. Never writes: repairs belong to the writer (`check --repair`).
 
-        A writer keeps the index current (it commits after every store write), so a stale sidecar
-        with the write lock free means a crash or an index built before lexical search existed.
+        A writer commits the lexical index right after each SQLite commit, so one generation behind
+        is a write in flight, served as is (`_current_index` catches up on the next query); further
+        behind, missing, unreadable or made by another analyzer means a crash or an older release.
         """
         directory = self.store.directory
-        if not lexical.is_current(directory, self.store):
-            try:
-                with WriteLock(directory, wait=False):
-                    lexical.LexicalWriter(directory, self.store).open().close()  # rebuilds
-            except (IndexBusy, OSError):
-                pass  # a writer is at work (it repairs on open), or the folder is read-only
         state = lexical.recorded_state(directory)
-        if state is not None:
-            # Committed at least once; at most one write behind a writer that is still at work.
+        problem = _stale_reason(state, self.store.generation)
+        if problem is None:
             try:
                 return lexical.open_index(lexical_path(directory), create=False), state.get("generation")
-            except (OSError, ValueError):
-                pass
-        # Missing or unreadable, and not repairable from here: an in-memory copy answers correctly.
+            except (OSError, ValueError) as exc:
+                problem = f"unreadable ({str(exc)[:80]})"
+        if self._warned != problem:
+            self._warned = problem
+            log.warning("note: the lexical (BM25) index in %s is %s; searching an in-memory copy built from "
+                        "the records, nothing is written. Run 'papersearch check --repair --index %s' to "
+                        "rebuild it on disk.", directory, problem, directory)
         generation = self.store.generation
         return lexical.build_in_memory(self.store), generation
 

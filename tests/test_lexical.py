@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from indexer import lexical
 from indexer.build import IndexReport, IndexWriter
-from indexer.store import Filters, IndexStore, WriteLock, lexical_path, lexical_state_file
+from indexer.store import Filters, IndexStore, Upsert, WriteLock, lexical_path, lexical_state_file
 from models.config import Settings
-from models.paper import Paper
+from models.paper import Paper, content_hash
 from search.engine import MODES, SearchEngine
 
 
@@ -140,28 +140,51 @@ def lexical_top(index_dir, embedder, query="OCR system text recognition"):
         engine.close()
 
 
-def test_missing_lexical_index_is_rebuilt_from_sqlite(fresh_index_dir, embedder):
+def folder_snapshot(index_dir) -> dict:
+    folder = lexical_path(index_dir)
+    return {p.name: p.read_bytes() for p in folder.iterdir()} if folder.exists() else {}
+
+
+def test_missing_lexical_index_is_served_from_memory_without_writing(fresh_index_dir, embedder, caplog):
     expected = lexical_top(fresh_index_dir, embedder)
     shutil.rmtree(lexical_path(fresh_index_dir))  # an index made before lexical search existed
-    assert lexical_top(fresh_index_dir, embedder) == expected
-    assert lexical.recorded_state(fresh_index_dir)["papers"] == 24
+    with caplog.at_level("WARNING", logger="papersearch"):
+        assert lexical_top(fresh_index_dir, embedder) == expected
+    assert not lexical_path(fresh_index_dir).exists()  # readers never write
+    assert "is missing" in caplog.text and "papersearch check --repair" in caplog.text
 
 
-def test_damaged_lexical_index_is_rebuilt(fresh_index_dir, embedder):
+def test_damaged_lexical_index_is_served_from_memory_without_writing(fresh_index_dir, embedder):
     expected = lexical_top(fresh_index_dir, embedder)
     (lexical_path(fresh_index_dir) / "meta.json").write_text("{ not json")
     lexical_state_file(fresh_index_dir).unlink()
+    before = folder_snapshot(fresh_index_dir)
     assert lexical_top(fresh_index_dir, embedder) == expected
+    assert folder_snapshot(fresh_index_dir) == before
 
 
-def test_a_write_the_lexical_index_missed_is_repaired_on_open(fresh_index_dir, embedder):
+def test_one_write_behind_is_served_from_disk_and_the_next_writer_repairs_it(fresh_index_dir, embedder):
     # A crash between SQLite's commit and tantivy's: the store moved on, the sidecar did not.
     store = IndexStore.create(fresh_index_dir, embedder.info)
     store.write([], ["seed-03"])
     store.close()
     assert not lexical.is_current(fresh_index_dir, IndexStore.open(fresh_index_dir))
-    assert "seed-03" not in lexical_top(fresh_index_dir, embedder)
+    assert "seed-03" not in lexical_top(fresh_index_dir, embedder)  # a removed row is never shown
+    assert lexical_doc_count(fresh_index_dir) == 24  # the reader wrote nothing
+    write(fresh_index_dir, embedder)
     assert lexical_doc_count(fresh_index_dir) == 23
+
+
+def test_further_behind_is_searched_in_memory_with_the_new_papers(fresh_index_dir, embedder):
+    store = IndexStore.create(fresh_index_dir, embedder.info)
+    for word in ("quokkafold", "wombatnet"):  # two writes the lexical index never saw
+        paper = Paper(paper_id=f"new-{word}", title=f"{word} for protein structure")
+        vector = embedder.encode([paper.title], "document")[0]
+        store.write([Upsert(paper, content_hash(paper, embedder.fingerprint), vector)])
+    store.close()
+    before = folder_snapshot(fresh_index_dir)
+    assert lexical_top(fresh_index_dir, embedder, query="wombatnet") == ["new-wombatnet"]
+    assert folder_snapshot(fresh_index_dir) == before
 
 
 def test_writer_session_repairs_a_stale_index(fresh_index_dir, embedder):
