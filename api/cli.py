@@ -321,7 +321,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from search.evaluate import evaluate
+    from api.evaluate import evaluate
 
     settings = Settings.from_env(model=args.model, eval_cache_dir=args.eval_cache_dir)
     reports = evaluate(args.dataset_dir, settings, split=args.split, modes=tuple(dict.fromkeys(args.mode)))

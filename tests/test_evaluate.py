@@ -10,7 +10,8 @@ import pytest
 from api.cli import main
 from models.config import Settings
 from models.errors import InvalidInput
-from search.evaluate import evaluate, load_beir, mrr_at_k, ndcg_at_k, read_qrels, recall_at_k, score_run
+from api.evaluate import evaluate, load_beir, read_qrels
+from search.metrics import mrr_at_k, ndcg_at_k, recall_at_k, score_run
 
 from .conftest import SAMPLE
 

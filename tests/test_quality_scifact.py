@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from models.config import Settings
-from search.evaluate import evaluate
+from api.evaluate import evaluate
 
 from .conftest import ROOT, shared_dataset
 

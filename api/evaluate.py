@@ -1,4 +1,7 @@
-"""Retrieval quality on BEIR-layout data: load, build (or reuse) an index, run every judged query.
+"""`papersearch eval`: build (or reuse) an index of a BEIR-layout set with the writer, then query it.
+
+It composes the write side (indexer) and the read side (search), so it lives at the edge, not in
+search/, whose modules never write. The metrics themselves are search/metrics.py.
 
     DATASET_DIR/corpus.jsonl[.gz]    {"_id", "title", "text"}
     DATASET_DIR/queries.jsonl[.gz]   {"_id", "text"}
@@ -13,7 +16,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +23,7 @@ from pathlib import Path
 from models.config import Settings
 from models.embedder import Embedder
 from models.errors import InvalidInput
+from search.metrics import score_run
 
 # What one indexing of a corpus leaves beside the index, so the next run reuses it.
 _BUILT_MARKER = "built.json"
@@ -121,41 +124,6 @@ def load_beir(directory: str | Path, split: str = "test") -> BeirDataset:
     return BeirDataset(directory.name, corpus, {qid: texts[qid] for qid in judged}, judged, split)
 
 
-# --- metrics ----------------------------------------------------------------------------------------
-
-
-def ndcg_at_k(ranked: list[str], grades: dict[str, int], k: int = 10) -> float:
-    """Normalised discounted cumulative gain with gain = grade (pytrec_eval's convention)."""
-    dcg = sum(max(grades.get(doc, 0), 0) / math.log2(i + 2) for i, doc in enumerate(ranked[:k]))
-    ideal = sorted((g for g in grades.values() if g > 0), reverse=True)[:k]
-    best = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return dcg / best if best > 0 else 0.0
-
-
-def recall_at_k(ranked: list[str], grades: dict[str, int], k: int = 100) -> float:
-    """Share of the relevant documents (grade > 0) found in the top k."""
-    relevant = {doc for doc, g in grades.items() if g > 0}
-    return len(relevant.intersection(ranked[:k])) / len(relevant) if relevant else 0.0
-
-
-def mrr_at_k(ranked: list[str], grades: dict[str, int], k: int = 10) -> float:
-    """1 / rank of the first relevant document within the top k, else 0."""
-    for i, doc in enumerate(ranked[:k]):
-        if grades.get(doc, 0) > 0:
-            return 1.0 / (i + 1)
-    return 0.0
-
-
-def score_run(run: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
-    """Mean nDCG@10, Recall@100 and MRR@10 over the judged queries (a query with no run scores 0)."""
-    n = len(qrels) or 1
-    return {
-        "ndcg_at_10": sum(ndcg_at_k(run.get(q, []), g) for q, g in qrels.items()) / n,
-        "recall_at_100": sum(recall_at_k(run.get(q, []), g) for q, g in qrels.items()) / n,
-        "mrr_at_10": sum(mrr_at_k(run.get(q, []), g) for q, g in qrels.items()) / n,
-    }
-
-
 # --- index cache ------------------------------------------------------------------------------------
 
 
@@ -170,8 +138,24 @@ def corpus_digest(path: Path) -> str:
 
 
 def cache_key(dataset: BeirDataset, model_fingerprint: str) -> str:
-    """Folder name for one corpus embedded by one model."""
-    return f"{dataset.name}-{corpus_digest(dataset.corpus_path)[:16]}-{model_fingerprint}"
+    """Folder name for one corpus embedded by one model with this release's indexing code.
+
+    The code's digest is part of the key, so a cached index can never hide a change (or a
+    regression) in how papers are read, decoded or stored: such a change builds a new index.
+    """
+    return f"{dataset.name}-{corpus_digest(dataset.corpus_path)[:16]}-{model_fingerprint}-{indexing_code_digest()}"
+
+
+def indexing_code_digest() -> str:
+    """sha256 (12 hex digits) of the source files that decide what an index holds."""
+    import indexer
+    import models
+
+    digest = hashlib.sha256()
+    files = sorted(Path(indexer.__file__).parent.rglob("*.py")) + [Path(models.__file__).parent / "paper.py"]
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def prepare_index(dataset: BeirDataset, settings: Settings, embedder: Embedder) -> Path:
