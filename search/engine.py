@@ -192,8 +192,9 @@ class SearchEngine:
     def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None,
                       exclude_ids: list[str] = ()) -> list[Hit]:
         """The k papers nearest to a ready query vector, never `exclude_ids` (a shard answering a router)."""
-        if not 1 <= k <= self.settings.max_limit + self.settings.max_offset:
-            raise InvalidQuery(f"k must be between 1 and {self.settings.max_limit + self.settings.max_offset}, got {k}.")
+        deepest = self.settings.max_limit + self.settings.max_offset
+        if not 1 <= k <= deepest:
+            raise InvalidQuery(f"k must be between 1 and {deepest}, got {k}.")
         exclude = set(self.store.rowids_for(list(exclude_ids)).values())
         return self._hits(*self._dense(np.asarray(vector, dtype=np.float32), k, filters, exclude), k, 0)
 

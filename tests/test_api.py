@@ -591,7 +591,6 @@ def test_serve_refuses_a_busy_port_with_a_clear_message(tmp_path, capsys):
 
 
 def test_a_write_waits_behind_another_write_of_this_server(fresh_index_dir, embedder, monkeypatch):
-    import api.service
 
     gated = _GatedEmbedder(embedder)
     second = [dict(r, id=f"queued-{r['id']}") for r in NEW_PAPERS]

@@ -8,9 +8,9 @@ import math
 import pytest
 
 from api.cli import main
+from api.evaluate import evaluate, load_beir, read_qrels
 from models.config import Settings
 from models.errors import InvalidInput
-from api.evaluate import evaluate, load_beir, read_qrels
 from search.metrics import mrr_at_k, ndcg_at_k, recall_at_k, score_run
 
 from .conftest import SAMPLE

@@ -14,8 +14,8 @@ import sys
 
 import pytest
 
-from models.config import Settings
 from api.evaluate import evaluate
+from models.config import Settings
 
 from .conftest import ROOT, shared_dataset
 
