@@ -37,10 +37,11 @@ search: install
 
 # Every test, slow ones included (real model, real corpora when ../shared/data exists).
 test: install-test browser
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -m ""
 
-test-fast: 
-	$(PYTHON) -m pytest -m "not slow"
+# The fast tests only (what a plain `pytest` runs).
+test-fast:
+	$(PYTHON) -m pytest
 
 lint:
 	ruff check . && ruff format --check .
