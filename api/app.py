@@ -110,13 +110,19 @@ Service = Annotated[IndexService, Depends(get_service)]
 # --- shared parameter handling ------------------------------------------------------------------
 
 
-async def filter_params(
-    year_from: Annotated[int | None, Query(ge=1000, le=2999, description="only papers from this year on")] = None,
-    year_to: Annotated[int | None, Query(ge=1000, le=2999, description="only papers up to this year")] = None,
-    category: Annotated[str | None, Query(max_length=200, description="e.g. cs.CV, or cs for all cs.*")] = None,
-    author: Annotated[str | None, Query(max_length=200, description="case-insensitive part of a name")] = None,
-) -> Filters:
-    return _filters(year_from, year_to, category, author)
+def filter_params(settings: Settings) -> Callable:
+    """The filter query parameters with this server's bounds, as one dependency."""
+    longest = settings.max_filter_chars
+
+    async def filters(
+        year_from: Annotated[int | None, Query(ge=1000, le=2999, description="only papers from this year on")] = None,
+        year_to: Annotated[int | None, Query(ge=1000, le=2999, description="only papers up to this year")] = None,
+        category: Annotated[str | None, Query(max_length=longest, description="e.g. cs.CV, or cs for all cs.*")] = None,
+        author: Annotated[str | None, Query(max_length=longest, description="case-insensitive part of a name")] = None,
+    ) -> Filters:
+        return _filters(year_from, year_to, category, author)
+
+    return filters
 
 
 def _filters(year_from: int | None, year_to: int | None, category: str | None, author: str | None) -> Filters:
@@ -139,14 +145,14 @@ def _read_routes(settings: Settings) -> APIRouter:
     Limit = Annotated[int, Query(ge=1, le=settings.max_limit, description="results per page")]
     Offset = Annotated[int, Query(ge=0, le=settings.max_offset, description="results to skip (paging)")]
     Mode = Literal[MODES]  # type: ignore[valid-type]  # the engine's modes, whatever they are
-    RelatedRequest, RecommendRequest = bounded_requests(settings.max_limit, settings.max_offset,
-                                                        settings.max_query_chars)
+    RelatedRequest, RecommendRequest = bounded_requests(settings)
+    filters_from_query = filter_params(settings)
 
     @router.get("/search", response_model=SearchResponse, tags=["search"])
     def search(
         service: Service,
         q: Annotated[str, Query(min_length=1, max_length=settings.max_query_chars, description="free text")],
-        filters: Annotated[Filters, Depends(filter_params)],
+        filters: Annotated[Filters, Depends(filters_from_query)],
         limit: Limit = 10,
         offset: Offset = 0,
         mode: Annotated[Mode, Query(description="ranking method")] = DEFAULT_MODE,
@@ -159,7 +165,7 @@ def _read_routes(settings: Settings) -> APIRouter:
 
     # Ids may hold slashes (DOIs, old arXiv ids), hence ":path"; "/related" is declared first.
     @router.get("/papers/{paper_id:path}/related", response_model=RelatedResponse, tags=["search"])
-    def related_to_paper(service: Service, paper_id: str, filters: Annotated[Filters, Depends(filter_params)],
+    def related_to_paper(service: Service, paper_id: str, filters: Annotated[Filters, Depends(filters_from_query)],
                          limit: Limit = 10, offset: Offset = 0):
         """Papers related to a stored paper; never the paper itself."""
         started = time.perf_counter()

@@ -10,10 +10,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
+from models.config import Settings
 from models.paper import Hit, Paper
 
 # Most paper ids one recommend request may name.
-MAX_RECOMMEND_IDS = 1000
 
 
 # --- records ------------------------------------------------------------------------------------
@@ -180,8 +180,8 @@ class FilterFields(BaseModel):
 
     year_from: Year | None = None
     year_to: Year | None = None
-    category: Text | None = Field(None, max_length=200, description="e.g. cs.CV, or cs for every cs.*")
-    author: Text | None = Field(None, max_length=200, description="case-insensitive substring of an author")
+    category: Text | None = Field(None, description="e.g. cs.CV, or cs for every cs.*")
+    author: Text | None = Field(None, description="case-insensitive substring of an author")
 
 
 class RelatedRequest(FilterFields):
@@ -195,26 +195,32 @@ class RelatedRequest(FilterFields):
 class RecommendRequest(FilterFields):
     """POST /recommend; `bounded_requests` adds the server's bounds."""
 
-    positive: list[Text] = Field(min_length=1, max_length=MAX_RECOMMEND_IDS, description="liked paper ids")
-    negative: list[Text] = Field(default_factory=list, max_length=MAX_RECOMMEND_IDS,
-                                 description="disliked paper ids")
+    positive: list[Text] = Field(min_length=1, description="liked paper ids")
+    negative: list[Text] = Field(default_factory=list, description="disliked paper ids")
     limit: _integer(ge=1) = 10
     offset: _integer(ge=0) = 0
 
 
-def bounded_requests(max_limit: int, max_offset: int, max_query_chars: int
-                     ) -> tuple[type[RelatedRequest], type[RecommendRequest]]:
+def bounded_requests(settings: Settings) -> tuple[type[RelatedRequest], type[RecommendRequest]]:
     """The request models with one server's bounds (from Settings), so /openapi.json states them
     and pydantic enforces them: a client that follows the schema is never refused for size."""
-    paging: dict[str, Any] = {
-        "limit": (_integer(ge=1, le=max_limit), Field(10, description="results per page")),
-        "offset": (_integer(ge=0, le=max_offset), Field(0, description="results to skip (paging)")),
+    common: dict[str, Any] = {
+        "limit": (_integer(ge=1, le=settings.max_limit), Field(10, description="results per page")),
+        "offset": (_integer(ge=0, le=settings.max_offset), Field(0, description="results to skip (paging)")),
+        "category": (Text | None, Field(None, max_length=settings.max_filter_chars,
+                                        description="e.g. cs.CV, or cs for every cs.*")),
+        "author": (Text | None, Field(None, max_length=settings.max_filter_chars,
+                                      description="case-insensitive substring of an author")),
     }
+    ids = settings.max_recommend_ids
     related = create_model(
-        "RelatedRequest", __base__=RelatedRequest, __module__=__name__, **paging,
-        text=(Text, Field(min_length=1, max_length=max_query_chars,
+        "RelatedRequest", __base__=RelatedRequest, __module__=__name__, **common,
+        text=(Text, Field(min_length=1, max_length=settings.max_query_chars,
                           description="a pasted abstract or draft; send the first part of a longer one")))
-    recommend = create_model("RecommendRequest", __base__=RecommendRequest, __module__=__name__, **paging)
+    recommend = create_model(
+        "RecommendRequest", __base__=RecommendRequest, __module__=__name__, **common,
+        positive=(list[Text], Field(min_length=1, max_length=ids, description="liked paper ids")),
+        negative=(list[Text], Field(default_factory=list, max_length=ids, description="disliked paper ids")))
     return related, recommend
 
 

@@ -76,6 +76,8 @@ TABLE: tuple[Setting, ...] = (
     # Filter values become SQLite LIKE patterns, which SQLite refuses beyond 50,000 bytes.
     Setting("max_filter_chars", 500, "Longest category or author filter, in characters.",
             env="PAPERSEARCH_MAX_FILTER_CHARS", parse=int, minimum=1),
+    Setting("max_recommend_ids", 1000, "Most liked or disliked papers one recommendation may name.",
+            env="PAPERSEARCH_MAX_RECOMMEND_IDS", parse=int, serve_flag=True, minimum=1),
     Setting("max_body_bytes", 8 * 1024 * 1024, "Largest HTTP request body accepted, in bytes (413 beyond).",
             env="PAPERSEARCH_MAX_BODY_BYTES", parse=int, serve_flag=True, minimum=1),
     Setting("write_queue_seconds", 30.0, "How long an HTTP write waits behind the server's other writes "
