@@ -117,8 +117,7 @@ def _from_env(cls, **overrides) -> Settings:
         if text:
             values[setting.name] = parse_value(setting, text, f"${setting.env}")
     settings = cls(**values)
-    clean = {k: (Path(v) if k in _PATHS else v) for k, v in overrides.items() if v is not None}
-    return replace(settings, **clean)
+    return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def parse_value(setting: Setting, text: str, where: str) -> Any:
@@ -132,10 +131,19 @@ def parse_value(setting: Setting, text: str, where: str) -> Any:
     return value
 
 
+def _paths_as_paths(self) -> None:
+    """`Settings(index_dir="my-index")` works as a Python user expects: path settings become Paths."""
+    for name in _PATHS:
+        value = getattr(self, name)
+        if value is not None and not isinstance(value, Path):
+            object.__setattr__(self, name, Path(value))
+
+
 # The dataclass every layer passes around; its fields, defaults and order come from TABLE.
 Settings = dataclasses.make_dataclass(
     "Settings", [(s.name, Any, _field(s)) for s in TABLE], frozen=True,
-    namespace={"from_env": classmethod(_from_env), "__doc__": "Everything a run can be configured with (see TABLE)."},
+    namespace={"from_env": classmethod(_from_env), "__post_init__": _paths_as_paths,
+               "__doc__": "Everything a run can be configured with (see TABLE)."},
 )
 Settings.__module__ = __name__
 
