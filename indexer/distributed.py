@@ -143,10 +143,12 @@ def read_shard(batch: dict[str, np.ndarray], fmt: str | None = None,
                winners: list | None = None) -> Iterator[dict[str, np.ndarray]]:
     """Ray Data generator stage: stream each input file as blocks of READ_BLOCK records.
 
-    Each file follows the run's IngestPlan (`winners`, a nested object ref to its repeated ids), so
-    the replicas never embed a record that a later one with the same id replaces.
+    Each file follows the run's IngestPlan, so the replicas never embed a record that a later one
+    with the same id replaces. `winners` holds the plan's repeated ids, as a nested object ref
+    (shipped once through the object store) or, outside Ray, as the dict itself.
     """
-    plan = IngestPlan(winners=_ray().get(winners[0])) if winners else IngestPlan()
+    value = winners[0] if winners else {}
+    plan = IngestPlan(winners=value if isinstance(value, dict) else _ray().get(value))
     ordinals = batch.get("ordinal", range(len(batch["path"])))
     for path, ordinal in zip(batch["path"], ordinals, strict=True):
         rows: list[tuple[str, str, str, str]] = []

@@ -21,10 +21,15 @@ OBSOLETE = ("An obsolete first draft on coral reef bleaching", "An early text th
 
 
 class RecordingEncoder:
-    """The real embedder, noting every text it is asked to encode (the count is what is tested)."""
+    """The real embedder, noting every text it is asked to encode (the count is what is tested).
 
-    def __init__(self, inner):
+    With `log`, each text is also appended to that file as a JSON line: a Ray replica runs in
+    another process, so its texts come back that way.
+    """
+
+    def __init__(self, inner, log: Path | None = None):
         self._inner = inner
+        self._log = log
         self.texts: list[str] = []
 
     def __getattr__(self, name):
@@ -32,6 +37,9 @@ class RecordingEncoder:
 
     def encode(self, texts, role, batch_size=None):
         self.texts.extend(texts)
+        if self._log is not None:
+            with self._log.open("a", encoding="utf-8") as handle:
+                handle.write("".join(json.dumps(text) + "\n" for text in texts))
         return self._inner.encode(texts, role, batch_size)
 
 
