@@ -24,6 +24,8 @@ from typing import Any
 from models.errors import InvalidInput
 from models.paper import YEAR_MAX, YEAR_MIN, Paper
 
+__all__ = ["LONE_SURROGATE", "Parsed", "Rejection", "decode", "json_type", "raw_id", "to_paper"]
+
 # Input field -> Paper field. The first alias present wins.
 _ALIASES: dict[str, tuple[str, ...]] = {
     "paper_id": ("id", "paper_id", "_id", "arxiv_id"),
