@@ -1,7 +1,8 @@
 """Turn a POST /papers body (a JSON list, one JSON object, or NDJSON) into Papers and rejections.
 
-Records use the same field names and checks as `papersearch index` (indexer.ingest.to_paper), so a
-file that indexes from the command line also uploads over HTTP.
+This module only frames the body; each record goes through the one record decoder
+(indexer.records.to_paper) that `papersearch index` uses, so a file that indexes from the command
+line also uploads over HTTP, with the same checks and the same messages.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 from typing import Any
 
 from api.schemas import RecordError
-from indexer.ingest import to_paper
+from indexer.records import raw_id, to_paper
 from models.errors import InvalidInput
 from models.paper import Paper
 
@@ -33,18 +34,13 @@ def parse_records(body: bytes) -> tuple[list[tuple[int, Paper]], list[RecordErro
     papers: list[tuple[int, Paper]] = []
     rejected: list[RecordError] = []
     for index, (record, problem) in enumerate(items):
-        if problem is None and not isinstance(record, dict):
-            problem = f"expected a JSON object, got {_json_type(record)}"
         if problem is None:
-            problem = _lone_surrogate(record)
-        if problem is not None:
-            paper_id = _raw_id(record) if isinstance(record, dict) else None
-            rejected.append(RecordError(index=index, paper_id=paper_id, message=f"record {index}: {problem}"))
-            continue
-        try:
-            papers.append((index, to_paper(record)))
-        except InvalidInput as exc:
-            rejected.append(RecordError(index=index, paper_id=_raw_id(record), message=f"record {index}: {exc}"))
+            try:
+                papers.append((index, to_paper(record)))
+                continue
+            except InvalidInput as exc:
+                problem = str(exc)
+        rejected.append(RecordError(index=index, paper_id=raw_id(record), message=f"record {index}: {problem}"))
     return papers, rejected
 
 
@@ -74,32 +70,3 @@ def _single_or_lines(text: str) -> list[tuple[Any, str | None]]:
         except RecursionError:
             items.append((None, f"line {number} nests JSON too deeply"))
     return items
-
-
-def _lone_surrogate(record: dict) -> str | None:
-    """Name the field holding a lone UTF-16 surrogate, or None.
-
-    JSON may spell one ("\\ud800") and json.loads accepts it, but it is not Unicode text: UTF-8,
-    SQLite and the JSON answer would all fail on it later, as a 500.
-    """
-    for key, value in record.items():
-        try:
-            json.dumps({key: value}, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError as exc:
-            return (f"field {key!r:.60} holds {exc.object[exc.start:exc.end]!a}, a lone surrogate, "
-                    "which is not valid Unicode text")
-    return None
-
-
-def _raw_id(record: dict) -> str | None:
-    for key in ("id", "paper_id", "_id", "arxiv_id"):
-        value = record.get(key)
-        if isinstance(value, (str, int)) and not isinstance(value, bool):
-            # Shown back to the client, so it must encode even when the record did not.
-            return str(value)[:200].encode("utf-8", "backslashreplace").decode("utf-8")
-    return None
-
-
-def _json_type(value: Any) -> str:
-    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)

@@ -8,21 +8,21 @@ if the run dies first, the next open rebuilds it from the stored embeddings.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from indexer import vectors
-from indexer.ingest import Rejection, count_lines, read_papers
+from indexer.ingest import Parsed, Rejection, count_lines, read_papers
 from indexer.lexical import LexicalWriter
+from indexer.plan import Duplicate, IngestPlan
 from indexer.store import IndexStore, Upsert, WriteLock, onnx_export_dir
 from models.config import DEFAULT_MODEL, Settings
 from models.embedder import Embedder, create_embedder, model_fingerprint
-from models.errors import IndexNotBuilt, InvalidInput, PaperSearchError
+from models.errors import IndexNotBuilt, PaperSearchError
 from models.paper import Paper, content_hash, embed_text
 
 # Records looked up and written per transaction; a multiple of the model batch keeps the
@@ -43,9 +43,34 @@ class IndexReport:
     unchanged: int = 0        # identical to what was stored
     rejected: list[Rejection] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    accepted: int = 0         # input records that decoded to a paper (duplicates included)
     seconds: float = 0.0
     encode_seconds: float = 0.0
     export_seconds: float = 0.0   # one-time ONNX export for torch-free searches (in `seconds` too)
+
+    @property
+    def rejection(self) -> str:
+        """"none", "some" or "all": whether any, or every, input record was rejected.
+
+        An input with no records at all rejected none. ("some" means the rest went into the index.)
+        """
+        if not self.rejected:
+            return "none"
+        return "some" if self.accepted else "all"
+
+    def account(self, item: Parsed | Rejection | Duplicate,
+                on_reject: Callable[[Rejection], None] | None = None) -> Paper | None:
+        """Count one record of a run's plan; returns its paper when it is to be written."""
+        if isinstance(item, Rejection):
+            self.rejected.append(item)
+            if on_reject:
+                on_reject(item)
+            return None
+        self.accepted += 1
+        if isinstance(item, Duplicate):
+            self.duplicates.append(str(item))
+            return None
+        return item.paper
 
     def summary(self) -> str:
         return (f"indexed {self.indexed}, unchanged {self.unchanged}, rejected {len(self.rejected)} "
@@ -239,90 +264,34 @@ class IndexWriter:
 # --- whole files ------------------------------------------------------------------------------------
 
 
-class SeenIds:
-    """The paper ids met so far in a run and where, kept on disk (a private temporary SQLite
-    database, deleted on close) so memory stays flat however many records a file holds."""
+def index_files(settings: Settings, paths: Sequence[str | Path], fmt: str | None = None, strict: bool = False,
+                progress: Progress | None = None, on_reject: Callable[[Rejection], None] | None = None,
+                embedder: Embedder | None = None) -> IndexReport:
+    """Index input files into `settings.index_dir` as one run and report what happened.
 
-    def __init__(self):
-        self._db = sqlite3.connect("")  # "" = temporary on-disk database: pages spill to disk
-        self._db.execute("CREATE TABLE seen (paper_id TEXT PRIMARY KEY, location TEXT NOT NULL) WITHOUT ROWID")
-
-    def first_location(self, paper_id: str, location: str) -> str | None:
-        """Record `paper_id` at `location`; if it was met before, return where it was first met."""
-        if self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (paper_id, location)).rowcount:
-            return None
-        return self._db.execute("SELECT location FROM seen WHERE paper_id = ?", (paper_id,)).fetchone()[0]
-
-    def close(self) -> None:
-        self._db.close()
-
-
-def validate_file(path: Path, fmt: str | None = None) -> list[Rejection]:
-    """Every rejection a file would produce, without writing anything (for --strict)."""
-    return [item for item in read_papers(path, fmt) if isinstance(item, Rejection)]
-
-
-def scan_file(path: Path, fmt: str | None = None) -> tuple[list[Rejection], dict[str, list]]:
-    """One read-only pass: the rejections, and for each repeated id [occurrences, last location].
-
-    Knowing the repeats up front lets the write pass skip all but the last record of an id. Without
-    it a rerun after a crash would re-embed the earlier record (its text differs from the stored
-    later one) and then the later one again, and readers would briefly see the earlier text.
+    The run follows one IngestPlan (as the Ray path does): an id repeated anywhere in the files is
+    embedded once, for its last record. With `strict`, any rejected record aborts the run before
+    anything is written.
     """
-    rejected: list[Rejection] = []
-    seen: set[str] = set()
-    repeats: dict[str, list] = {}
-    for item in read_papers(path, fmt):
-        if isinstance(item, Rejection):
-            rejected.append(item)
-            continue
-        pid = item.paper.paper_id
-        if pid not in seen:
-            seen.add(pid)
-        elif pid in repeats:
-            repeats[pid][0] += 1
-            repeats[pid][1] = item.location
-        else:
-            repeats[pid] = [2, item.location]
-    return rejected, repeats
-
-
-def index_file(settings: Settings, path: str | Path, fmt: str | None = None, strict: bool = False,
-               progress: Progress | None = None, on_reject: Callable[[Rejection], None] | None = None,
-               embedder: Embedder | None = None) -> IndexReport:
-    """Index one input file into `settings.index_dir` and report what happened.
-
-    With `strict`, any rejected record aborts the run before anything is written.
-    """
-    path = Path(path)
+    paths = [Path(p) for p in paths]
     report = IndexReport()
     started = time.perf_counter()
-    rejected, repeats = scan_file(path, fmt)
-    if strict and rejected:
-        report.rejected = rejected
-        shown = "\n".join(str(r) for r in rejected[:20])
-        raise InvalidInput(f"{shown}\n--strict: {len(rejected)} record(s) rejected; the index was not changed.")
+    plan = IngestPlan.scan(paths, fmt)
+    if strict:
+        plan.refuse_rejections()
     batch: list[Paper] = []
     with IndexWriter(settings, embedder=embedder) as writer:
-        for item in read_papers(path, fmt):
-            if isinstance(item, Rejection):
-                report.rejected.append(item)
-                if on_reject:
-                    on_reject(item)
-                continue
-            pid = item.paper.paper_id
-            repeat = repeats.get(pid)
-            if repeat and repeat[0] > 1:  # a later record with this id follows and wins
-                repeat[0] -= 1
-                report.duplicates.append(f"{item.location}: duplicate id {pid!r}; skipped, the last record "
-                                         f"with this id wins ({repeat[1]})")
-                continue
-            batch.append(item.paper)
-            if len(batch) >= WRITE_BATCH:
-                writer.upsert(batch, report)
-                if progress:
-                    progress(len(batch))
-                batch = []
+        for ordinal, path in enumerate(paths):
+            for item in plan.follow(ordinal, read_papers(path, fmt)):
+                paper = report.account(item, on_reject)
+                if paper is None:
+                    continue
+                batch.append(paper)
+                if len(batch) >= WRITE_BATCH:
+                    writer.upsert(batch, report)
+                    if progress:
+                        progress(len(batch))
+                    batch = []
         if batch:
             writer.upsert(batch, report)
             if progress:
@@ -332,6 +301,14 @@ def index_file(settings: Settings, path: str | Path, fmt: str | None = None, str
         report.export_seconds = time.perf_counter() - exported
     report.seconds = time.perf_counter() - started
     return report
+
+
+def index_file(settings: Settings, path: str | Path, fmt: str | None = None, strict: bool = False,
+               progress: Progress | None = None, on_reject: Callable[[Rejection], None] | None = None,
+               embedder: Embedder | None = None) -> IndexReport:
+    """Index one input file: `index_files` with a single path."""
+    return index_files(settings, [path], fmt=fmt, strict=strict, progress=progress, on_reject=on_reject,
+                       embedder=embedder)
 
 
 def delete_papers(settings: Settings, paper_ids: list[str]) -> tuple[list[str], list[str]]:

@@ -4,9 +4,11 @@
                 ──(actor pool of model replicas, CPU or GPU)────> + content hash + vector
                 ──(driver: iter_batches, in input order)────────> IndexWriter.upsert, batch by batch
 
-Only the embedding leaves this machine. The driver writes through the same `IndexWriter` as
-`index_file` (same SQLite transactions, same FAISS build, same batch boundaries), so the index
-directory is the one the single-process path makes. Crashes:
+Only the embedding leaves this machine. The driver first makes the run's IngestPlan (rejections,
+which record of a repeated id wins) as `index_files` does, the read tasks follow it, and the
+driver writes through the same `IndexWriter` (same SQLite transactions, same FAISS build, same
+batch boundaries), so the index directory and the report are the ones the single-process path
+makes. Crashes:
 
 - a replica lost mid-run: Ray Data restarts the actor and retries its batch (its output was never
   delivered, so nothing is lost or doubled; the upsert is idempotent anyway);
@@ -30,8 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.build import WRITE_BATCH, IndexReport, IndexWriter, SeenIds, validate_file
-from indexer.ingest import Rejection, read_papers
+from indexer.build import WRITE_BATCH, IndexReport, IndexWriter
+from indexer.ingest import Parsed, Rejection, read_papers
+from indexer.plan import Duplicate, IngestPlan
 from indexer.store import IndexStore
 from models.config import Settings
 from models.embedder import Embedder
@@ -136,15 +139,21 @@ def stored_keys(store: IndexStore) -> np.ndarray:
     return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.uint64)
 
 
-def read_shard(batch: dict[str, np.ndarray], fmt: str | None = None) -> Iterator[dict[str, np.ndarray]]:
-    """Ray Data generator stage: stream each input file as blocks of READ_BLOCK records."""
-    for path in batch["path"]:
-        rows: list[tuple[str, str, str]] = []
-        for item in read_papers(str(path), fmt):
-            if isinstance(item, Rejection):
-                rows.append(("", item.location, item.reason))
-            else:
-                rows.append((json.dumps(item.paper.to_dict(), ensure_ascii=False, default=str), item.location, ""))
+def read_shard(batch: dict[str, np.ndarray], fmt: str | None = None,
+               winners: list | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """Ray Data generator stage: stream each input file as blocks of READ_BLOCK records.
+
+    Each file follows the run's IngestPlan, so the replicas never embed a record that a later one
+    with the same id replaces. `winners` holds the plan's repeated ids, as a nested object ref
+    (shipped once through the object store) or, outside Ray, as the dict itself.
+    """
+    value = winners[0] if winners else {}
+    plan = IngestPlan(winners=value if isinstance(value, dict) else _ray().get(value))
+    ordinals = batch.get("ordinal", range(len(batch["path"])))
+    for path, ordinal in zip(batch["path"], ordinals, strict=True):
+        rows: list[tuple[str, str, str, str]] = []
+        for item in plan.follow(int(ordinal), read_papers(str(path), fmt)):
+            rows.append(_row(item))
             if len(rows) >= READ_BLOCK:
                 yield _columns(rows)
                 rows = []
@@ -152,10 +161,30 @@ def read_shard(batch: dict[str, np.ndarray], fmt: str | None = None) -> Iterator
             yield _columns(rows)
 
 
-def _columns(rows: list[tuple[str, str, str]]) -> dict[str, np.ndarray]:
-    papers, locations, rejections = zip(*rows, strict=True)
+def _row(item: Parsed | Rejection | Duplicate) -> tuple[str, str, str, str]:
+    """(paper JSON, location, rejection reason, duplicate's winner): only a Parsed row has a paper."""
+    if isinstance(item, Rejection):
+        return "", item.location, item.reason, ""
+    if isinstance(item, Duplicate):
+        return "", item.location, "", json.dumps([item.paper_id, item.winner], ensure_ascii=False)
+    return json.dumps(item.paper.to_dict(), ensure_ascii=False, default=str), item.location, "", ""
+
+
+def _item(batch: dict[str, np.ndarray], row: int) -> Parsed | Rejection | Duplicate:
+    """The plan item that `_row` flattened."""
+    location = str(batch["location"][row])
+    if batch["paper"][row]:
+        return Parsed(location, paper_from_json(batch["paper"][row]))
+    if batch["duplicate"][row]:
+        paper_id, winner = json.loads(batch["duplicate"][row])
+        return Duplicate(location, paper_id, winner)
+    return Rejection(location, str(batch["rejection"][row]))
+
+
+def _columns(rows: list[tuple[str, str, str, str]]) -> dict[str, np.ndarray]:
+    papers, locations, rejections, duplicates = zip(*rows, strict=True)
     return {"paper": np.array(papers, dtype=object), "location": np.array(locations, dtype=object),
-            "rejection": np.array(rejections, dtype=object)}
+            "rejection": np.array(rejections, dtype=object), "duplicate": np.array(duplicates, dtype=object)}
 
 
 def paper_from_json(text: str) -> Paper:
@@ -188,7 +217,7 @@ class EmbedReplica:
         texts: list[str] = []
         for row, text in enumerate(batch["paper"]):
             if not text:
-                continue  # a rejection passes through to the driver
+                continue  # a rejection or a skipped duplicate passes through to the driver
             paper = paper_from_json(text)
             digests[row] = content_hash(paper, self.embedder.fingerprint)
             if not self._is_known(_key(paper.paper_id, digests[row])):
@@ -224,11 +253,10 @@ def index_files_ray(settings: Settings, paths: list[str | Path], fmt: str | None
     for path in files:
         if not path.is_file():
             raise InvalidInput(f"{path}: no such file.")
+    # The same plan as index_files, made here in one read pass: the read tasks follow it.
+    plan = IngestPlan.scan(files, fmt)
     if strict:
-        rejected = [r for path in files for r in validate_file(path, fmt)]
-        if rejected:
-            shown = "\n".join(str(r) for r in rejected[:20])
-            raise InvalidInput(f"{shown}\n--strict: {len(rejected)} record(s) rejected; the index was not changed.")
+        plan.refuse_rejections()
     ray = _ray()
     report = IndexReport()
     started = time.perf_counter()
@@ -236,7 +264,7 @@ def index_files_ray(settings: Settings, paths: list[str | Path], fmt: str | None
         address, started_here = connect(options, settings)
         try:
             run = _plan(options, address)
-            dataset = _pipeline(ray, files, fmt, writer, settings, options, run, replica)
+            dataset = _pipeline(ray, files, fmt, plan, writer, settings, options, run, replica)
             _write_stream(writer, dataset, report, progress, on_reject)
         finally:
             if started_here:
@@ -245,7 +273,7 @@ def index_files_ray(settings: Settings, paths: list[str | Path], fmt: str | None
     return report, run
 
 
-def _pipeline(ray, files: list[Path], fmt: str | None, writer: IndexWriter, settings: Settings,
+def _pipeline(ray, files: list[Path], fmt: str | None, plan: IngestPlan, writer: IndexWriter, settings: Settings,
               options: RayOptions, run: RayRun, replica: type):
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # input order in, input order out: same rowids
@@ -260,10 +288,12 @@ def _pipeline(ray, files: list[Path], fmt: str | None, writer: IndexWriter, sett
     known = stored_keys(writer.store)
     known_ref = [ray.put(known)] if len(known) else None  # shipped once through the object store
     threads = 0 if run.gpus_per_replica else max(1, int(options.cpus_per_replica))
-    shards = ray.data.from_items([{"path": str(p)} for p in files], override_num_blocks=len(files))
+    winners_ref = [ray.put(plan.winners)] if plan.winners else None
+    shards = ray.data.from_items([{"path": str(p), "ordinal": n} for n, p in enumerate(files)],
+                                 override_num_blocks=len(files))
     # Readers take no CPU slot so they never wait behind the replicas on a small cluster; their
     # number is capped instead.
-    records = shards.map_batches(read_shard, batch_size=1, fn_kwargs={"fmt": fmt}, num_cpus=0,
+    records = shards.map_batches(read_shard, batch_size=1, fn_kwargs={"fmt": fmt, "winners": winners_ref}, num_cpus=0,
                                  compute=ray.data.TaskPoolStrategy(size=max(1, min(len(files), run.replicas))))
     return records.map_batches(
         replica, batch_size=READ_BLOCK, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=run.replicas),
@@ -278,7 +308,6 @@ def _pipeline(ray, files: list[Path], fmt: str | None, writer: IndexWriter, sett
 
 def _write_stream(writer: IndexWriter, dataset, report: IndexReport, progress, on_reject) -> None:
     """Write replica output in input order, WRITE_BATCH papers per transaction, as it arrives."""
-    seen = SeenIds()
     papers: list[Paper] = []
     vectors: dict[str, np.ndarray] = {}
 
@@ -292,19 +321,10 @@ def _write_stream(writer: IndexWriter, dataset, report: IndexReport, progress, o
     # prefetch_batches=0: with prefetching, a finished block is handed over only once the next one
     # is ready too, which delays its commit; the replicas run ahead of the driver either way.
     for batch in dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
-        for row, text in enumerate(batch["paper"]):
-            location = str(batch["location"][row])
-            if not text:
-                rejection = Rejection(location, str(batch["rejection"][row]))
-                report.rejected.append(rejection)
-                if on_reject:
-                    on_reject(rejection)
+        for row in range(len(batch["paper"])):
+            paper = report.account(_item(batch, row), on_reject)
+            if paper is None:
                 continue
-            paper = paper_from_json(text)
-            pid = paper.paper_id
-            first = seen.first_location(pid, location)
-            if first is not None:
-                report.duplicates.append(f"{location}: duplicate id {pid!r} (first at {first}); the last one wins")
             papers.append(paper)
             if batch["embedded"][row]:
                 vectors[str(batch["content_hash"][row])] = np.array(batch["vector"][row], dtype=np.float32)
@@ -312,4 +332,3 @@ def _write_stream(writer: IndexWriter, dataset, report: IndexReport, progress, o
                 write()
     if papers:
         write()
-    seen.close()

@@ -1,8 +1,8 @@
-"""Read paper records from files, streaming, and turn each line into a Paper or a Rejection.
+"""Read paper records from files, streaming: each line becomes a Paper or a Rejection.
 
 Formats: JSON Lines (optionally .gz), CSV with a header, the arXiv metadata dump and BEIR
-`corpus.jsonl`. They differ only in field names and shapes, so each format is a small table of
-aliases and the records all go through one `to_paper`.
+`corpus.jsonl`. This module only frames records (files, lines, rows, bytes); they differ in field
+names and shapes, which the one record decoder (indexer/records.py) settles for every way in.
 """
 
 from __future__ import annotations
@@ -11,61 +11,19 @@ import csv
 import gzip
 import io
 import json
-import re
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from indexer.records import LONE_SURROGATE, Parsed, Rejection, decode, to_paper
 from models.errors import InvalidInput, UnknownFormat
-from models.paper import Paper
+
+__all__ = ["FORMATS", "Parsed", "Rejection", "count_lines", "detect_format", "read_papers", "to_paper"]
 
 FORMATS = ("jsonl", "csv", "arxiv", "beir")
-
-# Input field -> Paper field. The first alias present wins.
-_ALIASES: dict[str, tuple[str, ...]] = {
-    "paper_id": ("id", "paper_id", "_id", "arxiv_id"),
-    "title": ("title",),
-    "abstract": ("abstract", "text", "summary"),
-    "authors": ("authors", "author"),
-    "year": ("year",),
-    "categories": ("categories", "category"),
-    "venue": ("venue", "journal-ref", "journal"),
-    "url": ("url",),
-    "doi": ("doi",),
-}
-_MAX_ID_CHARS = 512
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-_AUTHOR_SPLIT = re.compile(r"\s*;\s*|\s*,\s*(?:and\s+)?|\s+and\s+")
-_CATEGORY_SPLIT = re.compile(r"[\s,;]+")
-_YEAR_IN_TEXT = re.compile(r"\b(1[5-9]\d\d|2[0-2]\d\d)\b")
-# JSON may spell lone UTF-16 surrogates ("\ud800"); they are not text, SQLite and the tokenizer
-# refuse them, so they become U+FFFD like any other undecodable character.
-_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
-# Deeper records are junk, and serialising them again later could hit Python's recursion limit.
-_MAX_NESTING = 64
 # Abstracts are stored whole, so a CSV field may be far longer than the csv module's 128 KiB default.
 _CSV_FIELD_LIMIT = 1 << 30
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A record that could not be used: where it was and why."""
-
-    location: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.location}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class Parsed:
-    """A record that became a Paper, with the place it came from."""
-
-    location: str
-    paper: Paper
 
 
 # --- reading lines ------------------------------------------------------------------------------
@@ -102,7 +60,7 @@ def detect_format(path: Path) -> str:
         if not text:
             continue
         try:
-            first = json.loads(text, parse_constant=lambda name: None)
+            first = json.loads(text)
         except (ValueError, RecursionError):
             break
         if not isinstance(first, dict):
@@ -120,7 +78,7 @@ def detect_format(path: Path) -> str:
     )
 
 
-def _json_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
+def _json_records(path: Path) -> Iterator[tuple[str, Any, str | None]]:
     for number, raw, error in _iter_lines(path):
         location = f"{path}:{number}"
         if error:
@@ -135,16 +93,13 @@ def _json_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str 
         if not text:
             continue
         try:
-            # NaN/Infinity are not JSON, but some dumps write them for "missing": read them as null.
-            record = json.loads(text, parse_constant=lambda name: None)
+            # NaN/Infinity are not JSON, but some dumps write them; the decoder turns them into null.
+            record = json.loads(text)
         except json.JSONDecodeError as exc:
             yield location, None, f"malformed JSON ({exc.msg} at column {exc.colno})"
             continue
         except (ValueError, RecursionError) as exc:  # e.g. a 5000-digit number, or [[[[...]]]]
             yield location, None, f"unreadable JSON ({str(exc)[:80] or type(exc).__name__})"
-            continue
-        if not isinstance(record, dict):
-            yield location, None, f"expected a JSON object, got {type(record).__name__}"
             continue
         yield location, record, None
 
@@ -171,161 +126,10 @@ def _csv_records(path: Path) -> Iterator[tuple[str, dict[str, Any] | None, str |
             if None in row:
                 yield location, None, "more values than header columns"
                 continue
-            if any(isinstance(v, str) and _LONE_SURROGATE.search(v) for v in (*row.keys(), *row.values())):
+            if any(isinstance(v, str) and LONE_SURROGATE.search(v) for v in (*row.keys(), *row.values())):
                 yield location, None, "not valid UTF-8"
                 continue
             yield location, {k: v for k, v in row.items() if v not in (None, "")}, None
-
-
-# --- turning a record into a Paper --------------------------------------------------------------
-
-
-def _clean_text(value: str) -> str:
-    return _CONTROL_CHARS.sub("", value).strip()
-
-
-def _as_text(field: str, value: Any) -> str:
-    if isinstance(value, str):
-        return _clean_text(value)
-    raise InvalidInput(f"field {field!r} must be a string, got {type(value).__name__}")
-
-
-def _as_list(field: str, value: Any, splitter: re.Pattern) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        parts = splitter.split(value)
-    elif isinstance(value, list):
-        parts = []
-        for item in value:
-            if isinstance(item, str):
-                parts.append(item)
-            elif isinstance(item, list) and all(isinstance(x, str) for x in item):
-                # arXiv's authors_parsed shape: [last, first, suffix]
-                parts.append(" ".join(x for x in (item[1:2] + item[:1]) if x))
-            else:
-                raise InvalidInput(f"field {field!r} must hold strings, got {type(item).__name__}")
-    else:
-        raise InvalidInput(f"field {field!r} must be a list or a string, got {type(value).__name__}")
-    return tuple(p for p in (_clean_text(x) for x in parts) if p)
-
-
-def _as_year(value: Any) -> int | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise InvalidInput("field 'year' must be an integer, got bool")
-    if isinstance(value, int):
-        year = value
-    elif isinstance(value, float) and value.is_integer():
-        year = int(value)
-    elif isinstance(value, str) and value.strip().isdigit():
-        year = int(value.strip())
-    elif isinstance(value, str) and _YEAR_IN_TEXT.search(value):
-        year = int(_YEAR_IN_TEXT.search(value).group(1))
-    else:
-        raise InvalidInput(f"field 'year' must be an integer, got {value!r:.40}")
-    if not 1000 <= year <= 2999:
-        raise InvalidInput(f"field 'year' is out of range: {year}")
-    return year
-
-
-def _pick(record: dict[str, Any], field: str) -> tuple[str | None, Any]:
-    for alias in _ALIASES[field]:
-        if alias in record:
-            return alias, record[alias]
-    return None, None
-
-
-def _arxiv_year(record: dict[str, Any]) -> Any:
-    versions = record.get("versions")
-    if isinstance(versions, list) and versions and isinstance(versions[0], dict):
-        created = versions[0].get("created")
-        if isinstance(created, str) and _YEAR_IN_TEXT.search(created):
-            return _YEAR_IN_TEXT.search(created).group(1)
-    return record.get("update_date")
-
-
-def _scrub(record: dict[str, Any]) -> dict[str, Any]:
-    """The record with lone surrogates replaced by U+FFFD; InvalidInput when nested too deeply.
-
-    Iterative, so a deep record cannot exhaust the Python stack here.
-    """
-    def clean(value: Any) -> Any:
-        if isinstance(value, str) and not value.isascii():
-            return _LONE_SURROGATE.sub("\ufffd", value)
-        return value
-
-    out: dict[str, Any] = {}
-    stack: list[tuple[Any, Any, int]] = [(record, out, 1)]
-    while stack:
-        source, target, depth = stack.pop()
-        if depth > _MAX_NESTING:
-            raise InvalidInput(f"record is nested deeper than {_MAX_NESTING} levels")
-        items = source.items() if isinstance(source, dict) else enumerate(source)
-        for key, value in items:
-            if isinstance(value, (dict, list)):
-                child: Any = {} if isinstance(value, dict) else [None] * len(value)
-                stack.append((value, child, depth + 1))
-                value = child
-            else:
-                value = clean(value)
-            if isinstance(target, dict):
-                target[clean(key)] = value
-            else:
-                target[key] = value
-    return out
-
-
-def to_paper(record: dict[str, Any], fmt: str = "jsonl") -> Paper:
-    """Build a Paper from one input record; raises InvalidInput naming the bad field."""
-    record = _scrub(record)
-    used: set[str] = set()
-    values: dict[str, Any] = {}
-    for field in _ALIASES:
-        alias, value = _pick(record, field)
-        if alias is not None:
-            used.add(alias)
-        values[field] = value
-    if fmt == "arxiv" and values["year"] is None:
-        values["year"] = _arxiv_year(record)
-    if fmt == "jsonl" and values["year"] is None and isinstance(record.get("date"), str):
-        values["year"] = record["date"] if _YEAR_IN_TEXT.search(record["date"]) else None
-
-    paper_id = values["paper_id"]
-    if paper_id is None or paper_id == "":
-        raise InvalidInput("missing id (expected a field 'id', 'paper_id' or '_id')")
-    if isinstance(paper_id, int) and not isinstance(paper_id, bool):
-        paper_id = str(paper_id)
-    paper_id = _as_text("id", paper_id)
-    if not paper_id:
-        raise InvalidInput("empty id")
-    if len(paper_id) > _MAX_ID_CHARS:
-        raise InvalidInput(f"id is longer than {_MAX_ID_CHARS} characters")
-    if values["title"] is None:
-        raise InvalidInput(f"paper {paper_id!r}: missing title")
-    title = _as_text("title", values["title"])
-    if not title:
-        raise InvalidInput(f"paper {paper_id!r}: empty title")
-    abstract = _as_text("abstract", values["abstract"]) if values["abstract"] is not None else ""
-
-    def optional_text(field: str) -> str | None:
-        value = values[field]
-        return None if value is None else (_as_text(field, value) or None)
-
-    extra = {k: v for k, v in record.items() if k not in used}
-    return Paper(
-        paper_id=paper_id,
-        title=title,
-        abstract=abstract,
-        authors=_as_list("authors", values["authors"], _AUTHOR_SPLIT),
-        year=_as_year(values["year"]),
-        categories=_as_list("categories", values["categories"], _CATEGORY_SPLIT),
-        venue=optional_text("venue"),
-        url=optional_text("url"),
-        doi=optional_text("doi"),
-        extra=extra,
-    )
 
 
 def read_papers(path: str | Path, fmt: str | None = None) -> Iterator[Parsed | Rejection]:
@@ -341,10 +145,7 @@ def read_papers(path: str | Path, fmt: str | None = None) -> Iterator[Parsed | R
         if error:
             yield Rejection(location, error)
             continue
-        try:
-            yield Parsed(location, to_paper(record, fmt))
-        except InvalidInput as exc:
-            yield Rejection(location, str(exc))
+        yield decode(location, record, fmt)
 
 
 def count_lines(path: str | Path) -> int:

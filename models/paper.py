@@ -8,6 +8,8 @@ from typing import Any
 
 # The fields a Paper knows by name; anything else in an input record is kept in `extra`.
 KNOWN_FIELDS = ("paper_id", "title", "abstract", "authors", "year", "categories", "venue", "url", "doi")
+# The years a paper may carry, inclusive: the record decoder, the filters and the API schemas share them.
+YEAR_MIN, YEAR_MAX = 1000, 2999
 
 
 @dataclass(frozen=True)

@@ -419,6 +419,31 @@ def test_lone_surrogates_in_records_are_rejected_not_a_500(writer):
     assert writer.get("/health").json()["papers"] == 25
 
 
+def test_non_finite_numbers_in_records_are_stored_as_null(writer, tmp_path):
+    """NaN/Infinity in extra fields were kept from POST /papers (files nulled them) and then broke
+    the JSON answer: the one decoder now nulls them on every way in."""
+    record = {"id": "nan-1", "title": "Coral reef bleaching", "year": float("nan"),
+              "score": float("nan"), "bounds": [float("inf"), -float("inf"), 2.5], "deep": {"x": float("inf")}}
+    body = json.dumps([record]).encode()  # json.dumps writes NaN and Infinity, as some clients do
+    assert b"NaN" in body and b"Infinity" in body
+    response = writer.post("/papers", content=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 200 and response.json()["indexed"] == 1, response.text
+    answer = writer.get("/papers/nan-1")
+    assert answer.status_code == 200
+    stored = answer.json()
+    assert stored["year"] is None
+    assert stored["extra"] == {"score": None, "bounds": [None, None, 2.5], "deep": {"x": None}}
+    hits = writer.get("/search", params={"q": "coral reef bleaching", "limit": 1})
+    assert hits.status_code == 200 and ids(hits) == ["nan-1"]
+
+    from indexer.ingest import read_papers  # the same record from a file decodes the same
+
+    path = tmp_path / "nan.jsonl"
+    path.write_bytes(body[1:-1] + b"\n")
+    (item,) = read_papers(path)
+    assert item.paper.extra == stored["extra"] and item.paper.year is None
+
+
 def test_ndjson_and_single_object_bodies(writer):
     ndjson = "\n".join(json.dumps(r) for r in NEW_PAPERS) + "\n{broken\n"
     body = writer.post("/papers", content=ndjson.encode(),

@@ -20,10 +20,14 @@ import pytest
 
 from api.cli import main
 from indexer import distributed
+from indexer.build import index_files
+from indexer.ingest import read_papers
+from indexer.plan import Duplicate, IngestPlan
 from indexer.store import IndexStore
 from models.config import Settings
 from search.engine import SearchEngine
 from tests.conftest import ROOT, SAMPLE, SCIFACT_SUBSET
+from tests.test_plan import OBSOLETE, RecordingEncoder, write_run_files
 
 SUBSET = SCIFACT_SUBSET
 QUERIES = ("lightweight OCR", "protein folding", "gene expression in cancer cells", "vitamin D deficiency")
@@ -67,6 +71,14 @@ def assert_same_index(got: Path, want: Path, embedder) -> None:
     finally:
         for engine in engines:
             engine.close()
+
+
+class RecordingReplica(distributed.EmbedReplica):
+    """A replica whose real embedder notes each text it encodes in a file of the test's Ray session."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.embedder = RecordingEncoder(self.embedder, Path(os.environ["PAPERSEARCH_TEST_CRASH_DIR"]) / "encoded")
 
 
 class CrashOnceReplica(distributed.EmbedReplica):
@@ -117,17 +129,19 @@ def test_stored_keys_identify_stored_papers(sample_index_dir):
     assert distributed._key(pid, "0" * 64) not in set(keys.tolist())  # changed text: embed again
 
 
-def test_seen_ids_report_where_a_duplicate_first_appeared():
-    from indexer.build import SeenIds
-
-    seen = SeenIds()
-    try:
-        assert seen.first_location("a", "f.jsonl:1") is None
-        assert seen.first_location("b", "f.jsonl:2") is None
-        assert seen.first_location("a", "f.jsonl:9") == "f.jsonl:1"
-        assert seen.first_location("a", "f.jsonl:12") == "f.jsonl:1"
-    finally:
-        seen.close()
+def test_read_shard_follows_the_plan(tmp_path):
+    """Records the plan skips leave the read stage as duplicates, so no replica embeds them."""
+    paths = write_run_files(tmp_path)
+    plan = IngestPlan.scan(paths)
+    skipped = []
+    for ordinal, path in enumerate(paths):
+        batch = {"path": np.array([str(path)], dtype=object), "ordinal": np.array([ordinal])}
+        blocks = list(distributed.read_shard(batch, winners=[plan.winners]))
+        got = [distributed._item(block, row) for block in blocks for row in range(len(block["paper"]))]
+        assert got == list(plan.follow(ordinal, read_papers(path)))
+        assert not any(item.paper.title.startswith(OBSOLETE) for item in got if hasattr(item, "paper"))
+        skipped.append([item.paper_id for item in got if isinstance(item, Duplicate)])
+    assert skipped == [["dup", "cross"], []]
 
 
 def test_missing_ray_is_a_clear_error(tmp_path, monkeypatch, capsys):
@@ -147,6 +161,33 @@ def test_ray_path_equals_single_process_on_sample(ray_local, tmp_path, sample_in
     assert (report.indexed, report.embedded, report.encode_seconds) == (24, 24, 0.0)  # all on the replicas
     assert run.replicas == 2
     assert_same_index(tmp_path / "ray", sample_index_dir, embedder)
+
+
+@pytest.mark.slow
+def test_a_repeated_id_is_embedded_once_on_ray_as_in_one_process(ray_local, tmp_path, embedder):
+    """'dup' repeats more than WRITE_BATCH records apart, 'cross' across files: both paths embed
+    only the last record of each, and make the same index and the same report."""
+    paths = [p.resolve() for p in write_run_files(tmp_path)]
+    log = ray_local / "encoded"
+    log.unlink(missing_ok=True)
+    single_encoder = RecordingEncoder(embedder)
+    single = index_files(Settings(index_dir=tmp_path / "single"), paths, embedder=single_encoder)
+    report, _ = distributed.index_files_ray(Settings(index_dir=tmp_path / "ray"), paths,
+                                            options=distributed.RayOptions(replicas=1), embedder=embedder,
+                                            replica=RecordingReplica)
+    encoded = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    assert not any(text.startswith(OBSOLETE) for text in encoded)
+    assert sorted(encoded) == sorted(single_encoder.texts) and len(set(encoded)) == len(encoded) == report.embedded
+    assert report.encode_seconds == 0.0  # the driver encoded nothing
+    assert report.duplicates == single.duplicates and len(report.duplicates) == 2
+    assert [str(r) for r in report.rejected] == [str(r) for r in single.rejected] and len(report.rejected) == 2
+    assert (report.indexed, report.unchanged, report.accepted, report.rejection) == \
+           (single.indexed, single.unchanged, single.accepted, single.rejection)
+    got, want = read_rows(tmp_path / "ray"), read_rows(tmp_path / "single")
+    assert got.keys() == want.keys()
+    for pid, (rowid, digest, vector) in want.items():
+        assert got[pid][:2] == (rowid, digest)
+        np.testing.assert_allclose(got[pid][2], vector, atol=1e-5)
 
 
 @pytest.mark.slow

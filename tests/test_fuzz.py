@@ -187,7 +187,7 @@ def test_csv_rows_are_read_or_rejected_one_by_one(tmp_path_factory, rows, tsv):
 
 
 @pytest.mark.parametrize("content, reason", [
-    (b'{"id": "a", "title": "x\\ud800y"}', None),
+    (b'{"id": "a", "title": "x\\ud800y"}', "a lone surrogate"),  # the same decision as POST /papers
     (b'{"id": "a", "title": "t", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "unreadable JSON"),
     (b'{"id": "a", "title": "t", "x": ' + b"[" * 80 + b"]" * 80 + b"}", "nested deeper than 64 levels"),
     (b'{"id": "a", "title": "t", "year": NaN}', None),

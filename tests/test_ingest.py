@@ -125,3 +125,34 @@ def test_reading_is_streaming(tmp_path):
     tracemalloc.stop()
     assert count == 10_000
     assert peak < size / 10, f"peak {peak} bytes for a {size}-byte file: the reader is not streaming"
+
+
+def test_non_finite_numbers_become_null_anywhere_in_a_record(tmp_path):
+    """NaN/Infinity (and 1e999, which reads as inf) are not JSON: an answer holding one cannot be encoded."""
+    path = tmp_path / "nan.jsonl"
+    path.write_text('{"id": "n1", "title": "T", "year": NaN, "score": NaN, "range": [Infinity, -Infinity, 1.5],'
+                    ' "deep": {"x": {"y": 1e999}}}\n')
+    (item,) = read_papers(path)
+    assert item.paper.year is None
+    assert item.paper.extra == {"score": None, "range": [None, None, 1.5], "deep": {"x": {"y": None}}}
+    json.dumps(item.paper.to_dict(), allow_nan=False)
+
+
+def test_the_decoder_is_the_same_for_files_and_for_dicts(tmp_path):
+    """One decision per problem, whichever way a record comes in (file line or parsed HTTP body)."""
+    from indexer.records import decode
+    from models.paper import YEAR_MAX, YEAR_MIN
+
+    records = [{"id": "s", "title": "lone \udc00 surrogate"}, {"id": "k", "title": "T", "note": {"\ud800": 1}},
+               {"id": "y", "title": "T", "year": YEAR_MAX + 1}, {"id": "y0", "title": "T", "year": YEAR_MIN - 1},
+               [1, 2], {"id": "ok", "title": "T", "year": YEAR_MIN, "authors": [["Curie", "Marie"]]}]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    from_file = [(type(i).__name__, getattr(i, "reason", None)) for i in read_papers(path)]
+    from_dicts = [(type(i).__name__, getattr(i, "reason", None)) for i in (decode("-", r) for r in records)]
+    assert from_file == from_dicts
+    assert [kind for kind, _ in from_file] == ["Rejection"] * 5 + ["Parsed"]
+    assert "lone surrogate" in from_file[0][1] and "'note'" in from_file[1][1]
+    assert "out of range" in from_file[2][1] and "out of range" in from_file[3][1]
+    assert from_file[4][1] == "expected a JSON object, got an array"
+    assert to_paper(records[-1]).authors == ("Marie Curie",)
