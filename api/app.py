@@ -43,12 +43,12 @@ from api.schemas import (
 )
 from api.service import IndexService
 from indexer import vectors
-from indexer.store import Filters
 from models.config import Settings
 from models.embedder import Embedder
 from models.errors import PaperNotFound, PaperSearchError
+from models.query import MODES, Filters
 from search.checks import MAX_OFFSET
-from search.engine import MODES, SearchEngine
+from search.engine import SearchEngine
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # The engine's own default mode, so a new default (e.g. hybrid) needs no change here.

@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from indexer import lexical
 from indexer.build import IndexReport, IndexWriter
-from indexer.store import Filters, IndexStore, WriteLock, lexical_path, lexical_state_file
+from indexer.store import IndexStore, WriteLock, lexical_path, lexical_state_file
 from models.config import Settings
 from models.paper import Paper
-from search.engine import MODES, SearchEngine
+from models.query import MODES, Filters
+from search.engine import SearchEngine
 
 
 def ids(hits):
