@@ -43,11 +43,11 @@ from api.schemas import (
 )
 from api.service import IndexService
 from indexer import vectors
-from indexer.store import Filters
 from models.config import Settings
 from models.embedder import Embedder
 from models.errors import PaperNotFound, PaperSearchError
-from search.engine import MODES, SearchEngine
+from models.query import MODES, Filters
+from search.engine import SearchEngine
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # The engine's own default mode, so a new default (e.g. hybrid) needs no change here.

@@ -10,8 +10,10 @@ import json
 import sys
 from pathlib import Path
 
+from indexer.vectors import INDEX_TYPES  # names only: FAISS is not imported for `--help`
 from models.config import Settings, default_index_dir
 from models.errors import PaperSearchError
+from models.query import DEFAULT_MODE, MODES  # the vocabulary only: `--help` never imports the engine
 
 EXAMPLES = {
     "index": "papersearch index papers.jsonl --index ./my-index   (on a cluster: --ray ray://head:10001)",
@@ -27,9 +29,6 @@ EXAMPLES = {
     "shards": "papersearch shards split --index ./big --out ./shards --count 2 && "
               "papersearch shards search 'protein folding' --shard ./shards/shard-0 --shard ./shards/shard-1",
 }
-# Mirrors search.engine.MODES / DEFAULT_MODE; kept literal so `--help` never imports the engine.
-SEARCH_MODES = ("dense", "lexical", "hybrid")
-DEFAULT_SEARCH_MODE = "hybrid"
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default=None,
                    help="encoder runtime: torch (sentence-transformers, default), onnx (same vectors, "
                         "faster on CPUs) or onnx-int8 (faster still, slightly different vectors)")
-    p.add_argument("--index-type", choices=("auto", "flat", "hnsw", "ivfpq"), default=None,
+    p.add_argument("--index-type", choices=INDEX_TYPES, default=None,
                    help="vector index structure (default auto: flat when small, HNSW when large, "
                         "compressed IVF-PQ from 1M papers)")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
@@ -83,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("search", "Rank papers by relevance to a free-text query.")
     p.add_argument("query", help="free text, e.g. 'lightweight OCR'")
-    p.add_argument("--mode", choices=SEARCH_MODES, default=DEFAULT_SEARCH_MODE,
+    p.add_argument("--mode", choices=MODES, default=DEFAULT_MODE,
                    help="ranking: dense (embeddings), lexical (BM25) or hybrid (both fused; default)")
     p.add_argument("--no-snippets", dest="snippets", action="store_false",
                    help="leave out the matching abstract sentences")
@@ -109,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rebuild the derived parts (FAISS file, manifest) from the stored embeddings")
 
     p = command("rebuild", "Rebuild the FAISS file and manifest from the stored embeddings (no re-embedding).")
-    p.add_argument("--index-type", choices=("auto", "flat", "hnsw", "ivfpq"), default=None,
+    p.add_argument("--index-type", choices=INDEX_TYPES, default=None,
                    help="switch the vector index structure while rebuilding")
 
     p = command("serve", "Serve the JSON API, the search page (/) and the widget (/widget.js) over HTTP.")
@@ -126,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=f"Example: {EXAMPLES['eval']}")
     p.add_argument("dataset_dir", type=Path, metavar="DATASET_DIR", help="folder in BEIR layout")
     p.add_argument("--split", default="test", help="qrels split to score (default test)")
-    p.add_argument("--mode", nargs="+", choices=SEARCH_MODES, default=list(SEARCH_MODES),
+    p.add_argument("--mode", nargs="+", choices=MODES, default=list(MODES),
                    help="one or more rankings to score (default: all three)")
     p.add_argument("--model", default=None, help="sentence-transformers model name or path (default bundled MiniLM)")
     p.add_argument("--cache", dest="eval_cache_dir", type=Path, default=None,
@@ -161,7 +160,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _filters(args: argparse.Namespace):
-    from indexer.store import Filters
+    from models.query import Filters
 
     return Filters(year_from=args.year_from, year_to=args.year_to, category=args.category, author=args.author)
 

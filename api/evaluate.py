@@ -20,9 +20,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from indexer.store import layout
 from models.config import Settings
 from models.embedder import Embedder
 from models.errors import InvalidInput
+from models.hashing import update_from_file
 from search.metrics import score_run
 
 # What one indexing of a corpus leaves beside the index, so the next run reuses it.
@@ -132,8 +134,7 @@ def corpus_digest(path: Path) -> str:
     digest = hashlib.sha256()
     opener = gzip.open if path.name.endswith(".gz") else open
     with opener(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+        update_from_file(digest, handle)
     return digest.hexdigest()
 
 
@@ -165,7 +166,7 @@ def prepare_index(dataset: BeirDataset, settings: Settings, embedder: Embedder) 
     folder = Path(settings.eval_cache_dir) / cache_key(dataset, embedder.fingerprint)
     index_dir = folder / "index"
     marker = folder / _BUILT_MARKER
-    if marker.is_file() and (index_dir / "papers.sqlite").is_file():
+    if marker.is_file() and layout.db_file(index_dir).is_file():
         return index_dir
     # index_file is incremental: an index copied in under this key re-embeds nothing.
     report = index_file(Settings(index_dir=index_dir, model=embedder.name, batch_size=settings.batch_size,

@@ -24,10 +24,10 @@ from ray import serve
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from indexer.store import Filters
 from models.config import Settings
 from models.embedder import Embedder
 from models.errors import IndexModelMismatch, InvalidInput, PaperNotFound, PaperSearchError
+from models.query import Filters
 from search.engine import SearchEngine
 from search.shards import ShardRouter
 

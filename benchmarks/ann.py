@@ -14,6 +14,7 @@ from benchmarks.measure import Timer, load_beir, recall_at_k
 from benchmarks.tables import Table
 from indexer import vectors
 from indexer.store import IndexStore, onnx_export_dir
+from indexer.vectors import hnsw as hnsw_kind
 from models import onnx_encoder
 
 EF_SWEEP = (16, 32, 64, 128, 192, 256)
@@ -43,7 +44,7 @@ def recall_table(title: str, rowids: np.ndarray, matrix: np.ndarray, query_vecto
                  k: int = 10, hnsw=None) -> Table:
     """Build flat and HNSW (the defaults in indexer.vectors) and compare them query by query.
 
-    `hnsw`: an HNSW index over the same rows already built (an index's own file), used as is.
+    `hnsw`: an HNSW VectorIndex over the same rows already built (an index's own file), used as is.
     """
     dimension = matrix.shape[1]
     vectors.set_threads(0)  # builds use every core
@@ -55,19 +56,18 @@ def recall_table(title: str, rowids: np.ndarray, matrix: np.ndarray, query_vecto
         else:
             hnsw_build.prebuilt = True
     vectors.set_threads(1)  # per-query cost on one core, as a single request sees it
-    exact_ids, flat_cpu = _search_each(flat, query_vectors, k)
+    exact_ids, flat_cpu = _search_each(flat.faiss, query_vectors, k)
     table = Table(title, ["index", "efSearch", "recall@10", "CPU ms/query", "build s"])
     table.add("flat (exact)", None, 1.0, flat_cpu, flat_build.wall)
-    base = hnsw.index if hasattr(hnsw, "index") else hnsw
     import faiss
 
-    hnsw_base = faiss.downcast_index(base)
-    for ef in sorted({*EF_SWEEP, vectors.HNSW_EF_SEARCH}):
+    hnsw_base = faiss.downcast_index(hnsw.faiss.index)
+    for ef in sorted({*EF_SWEEP, hnsw_kind.HNSW_EF_SEARCH}):
         hnsw_base.hnsw.efSearch = ef
-        found, cpu_ms = _search_each(hnsw, query_vectors, k)
-        default = " (default)" if ef == vectors.HNSW_EF_SEARCH else ""
+        found, cpu_ms = _search_each(hnsw.faiss, query_vectors, k)
+        default = " (default)" if ef == hnsw_kind.HNSW_EF_SEARCH else ""
         built = "from the index file" if getattr(hnsw_build, "prebuilt", False) else hnsw_build.wall
-        table.add(f"HNSW M={vectors.HNSW_M}, efConstruction={vectors.HNSW_EF_CONSTRUCTION}{default}", ef,
+        table.add(f"HNSW M={hnsw_kind.HNSW_M}, efConstruction={hnsw_kind.HNSW_EF_CONSTRUCTION}{default}", ef,
                   recall_at_k(found, exact_ids, k), cpu_ms, built if default else None)
     table.notes.append(f"auto picks HNSW from {vectors.AUTO_HNSW_THRESHOLD:,} papers; one query per search call, "
                        "one FAISS thread; build time on all cores of a shared machine")

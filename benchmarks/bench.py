@@ -26,6 +26,7 @@ from pathlib import Path
 
 from benchmarks.measure import ROOT, load_average
 from benchmarks.tables import Table
+from indexer.store import layout
 
 SECTIONS = ("encode", "query", "ann", "scale", "peer", "http")
 DEFAULT_SECTIONS = ("encode", "query", "ann")
@@ -104,7 +105,7 @@ def _missing_input(sections: list[str], args) -> str | None:
         if not (args.corpus / "qrels" / "test.tsv").is_file():
             return f"no qrels/test.tsv in {args.corpus}: pass --corpus DIR, a BEIR folder"
     scale_index = args.workdir / f"scale-{args.scale_size}-{args.scale_tokens}tok-index"
-    if "scale" in sections and not args.scale_corpus.is_file() and not (scale_index / "papers.sqlite").is_file():
+    if "scale" in sections and not args.scale_corpus.is_file() and not layout.db_file(scale_index).is_file():
         return f"no {args.scale_corpus}: pass --scale-corpus FILE (papers.jsonl[.gz]) for the scale section"
     return None
 
@@ -123,9 +124,9 @@ def corpus_index(args) -> Path:
     target = args.workdir / f"{args.corpus.name}-index"
     source = args.index or (Path(os.environ["PAPERSEARCH_BENCH_SEED"]) if os.environ.get("PAPERSEARCH_BENCH_SEED")
                             else None)
-    if not (target / "papers.sqlite").is_file():
+    if not layout.db_file(target).is_file():
         if source is not None:
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("write.lock"))
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
         else:
             from benchmarks.measure import beir_file
 

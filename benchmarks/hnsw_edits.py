@@ -22,8 +22,8 @@ from pathlib import Path
 
 from benchmarks.measure import ROOT, load_average
 from benchmarks.tables import Table
-from indexer import vectors
-from indexer.store import IndexStore
+from indexer.store import IndexStore, layout
+from indexer.vectors import hnsw
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=args.index.parent) as scratch:
         index_dir = Path(scratch) / "index"
-        shutil.copytree(args.index, index_dir, ignore=shutil.ignore_patterns("write.lock"))
+        shutil.copytree(args.index, index_dir, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
         print(_measure(index_dir, args.edits, args.backend).render())
     return 0
 
@@ -52,7 +52,7 @@ def _measure(index_dir: Path, edits: int, backend: str) -> Table:
         changed.write_text(json.dumps(paper) + "\n")
         table.add(*_timed(index_dir, ["index", str(changed), "--backend", backend], "index 1 changed paper"))
     table.notes.append(f"load average {load_average()}; tombstones: removed rows the graph keeps until "
-                       f"they pass {vectors.HNSW_MAX_DEAD_SHARE:.0%} of it (indexer/vectors.py)")
+                       f"they pass {hnsw.HNSW_MAX_DEAD_SHARE:.0%} of it (indexer/vectors/hnsw.py)")
     return table
 
 
@@ -77,7 +77,7 @@ def _faiss_rows(index_dir: Path) -> tuple[int, int]:
         index, _ = store.load_vector_index()
     finally:
         store.close()
-    return index.ntotal, vectors.live_count(index)
+    return index.ntotal, index.live_count()
 
 
 def _count(index_dir: Path) -> int:

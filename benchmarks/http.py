@@ -18,6 +18,7 @@ from urllib.parse import quote
 from benchmarks.bench import corpus_index
 from benchmarks.measure import ROOT, load_average, load_beir, time_calls
 from benchmarks.tables import Table
+from indexer.store import layout
 
 # The search route and its parameters, with {query} for the URL-quoted text (--http-search).
 DEFAULT_SEARCH = "/search?q={query}&limit=10&mode={mode}"
@@ -42,7 +43,7 @@ def run(args) -> list[Table]:
         return [table]
     targets = [corpus_index(args)]
     scale_index = args.workdir / f"scale-{args.scale_size}-{args.scale_tokens}tok-index"
-    if (scale_index / "papers.sqlite").is_file():
+    if layout.db_file(scale_index).is_file():
         targets.append(scale_index)  # made by the scale section
     _, queries, _ = load_beir(args.corpus)
     texts = list(queries.values())[:args.queries]
@@ -58,7 +59,7 @@ def _free_port() -> int:
 def _serve_and_measure(args, index_dir: Path, texts: list[str]) -> Table:
     import httpx
 
-    from search.engine import MODES
+    from models.query import MODES
 
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}

@@ -34,7 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from indexer import vectors  # noqa: E402
-from indexer.store import IndexStore, Upsert  # noqa: E402
+from indexer.store import IndexStore, Upsert, layout  # noqa: E402
+from indexer.vectors import ivfpq  # noqa: E402
 from models.config import Settings  # noqa: E402
 from models.paper import Paper  # noqa: E402
 from search.engine import SearchEngine  # noqa: E402
@@ -158,7 +159,7 @@ def main() -> None:
     directory = args.work / f"index-{args.count}"
     real, model = real_vectors(args.reference)
     report: dict = {"count": args.count, "dimension": int(real.shape[1]), "real_vectors": len(real)}
-    if not (directory / "papers.sqlite").is_file():
+    if not layout.db_file(directory).is_file():
         report["sqlite_write_s"] = round(build_store(directory, real, model, args.count), 1)
     queries = embed_queries(args.work / "queries.npy", args.scifact, model.name)
     matrix = all_vectors(directory)
@@ -173,26 +174,27 @@ def main() -> None:
     index = store.build_vector_index()
     report["ivfpq_build_s"] = round(time.perf_counter() - started, 1)
     store.save_vector_index(index, store.generation)
-    faiss_bytes = sum(p.stat().st_size for p in directory.glob("vectors-*.faiss"))
-    sqlite_bytes = (directory / "papers.sqlite").stat().st_size
-    report["ivfpq"] = {"lists": index.nlist, "pq_bytes": index.pq.M, "bits": index.pq.nbits,
-                       "default_nprobe": index.nprobe, "faiss_file_bytes": faiss_bytes,
+    faiss_bytes = sum(p.stat().st_size for p in layout.vector_files(directory))
+    sqlite_bytes = layout.db_file(directory).stat().st_size
+    ivf = index.faiss
+    report["ivfpq"] = {"lists": ivf.nlist, "pq_bytes": ivf.pq.M, "bits": ivf.pq.nbits,
+                       "default_nprobe": ivf.nprobe, "faiss_file_bytes": faiss_bytes,
                        "bytes_per_paper_ram": round(faiss_bytes / args.count, 1),
                        "sqlite_bytes_per_paper_disk": round(sqlite_bytes / args.count, 1)}
     store.close()
 
     engine = SearchEngine(IndexStore.open(directory), _NoEncoder(), Settings(index_dir=directory))
-    default_probe = engine._index.nprobe
-    report["pq_only_recall@10"] = pq_only_recall(engine._index, queries, truth)
+    default_probe = engine._index.faiss.nprobe
+    report["pq_only_recall@10"] = pq_only_recall(engine._index.faiss, queries, truth)
     sweep = {}
-    default_refine = vectors.IVFPQ_REFINE_FACTOR, vectors.IVFPQ_REFINE_MIN
+    default_refine = ivfpq.IVFPQ_REFINE_FACTOR, ivfpq.IVFPQ_REFINE_MIN
     for probe, refine in args.settings:
-        engine._index.nprobe = probe
-        vectors.IVFPQ_REFINE_FACTOR, vectors.IVFPQ_REFINE_MIN = refine, refine * 10
+        engine._index.faiss.nprobe = probe
+        ivfpq.IVFPQ_REFINE_FACTOR, ivfpq.IVFPQ_REFINE_MIN = refine, refine * 10
         measure(engine, queries[:20], truth[:20])  # warm the page cache for this setting
         sweep[f"nprobe={probe} candidates={refine * 10}"] = measure(engine, queries, truth)
-    engine._index.nprobe = default_probe
-    vectors.IVFPQ_REFINE_FACTOR, vectors.IVFPQ_REFINE_MIN = default_refine
+    engine._index.faiss.nprobe = default_probe
+    ivfpq.IVFPQ_REFINE_FACTOR, ivfpq.IVFPQ_REFINE_MIN = default_refine
     report["refined"] = sweep
 
     flat = vectors.build_index("flat", real.shape[1], *_all_rows(directory))

@@ -27,8 +27,9 @@ sys.path.insert(0, str(ROOT))
 from indexer.build import WRITE_BATCH  # noqa: E402
 from indexer.ingest import Parsed, read_papers  # noqa: E402
 from indexer.lexical import LexicalWriter  # noqa: E402
-from indexer.store import Filters, IndexStore, Upsert  # noqa: E402
+from indexer.store import IndexStore, Upsert, layout  # noqa: E402
 from models.embedder import ModelInfo  # noqa: E402
+from models.query import Filters  # noqa: E402
 from search.lexical import LexicalSearcher, query_terms  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "arxiv-daily-2025-2026" / "papers.jsonl.gz"
@@ -87,7 +88,7 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, required=True, help="an empty or absent folder")
     parser.add_argument("--queries", type=int, default=300, help="held-out titles used as queries")
     args = parser.parse_args()
-    if (args.dir / "papers.sqlite").exists():
+    if layout.db_file(args.dir).exists():
         parser.error(f"{args.dir} already holds an index; pass an empty folder")
     records = (item.paper for item in read_papers(DATA) if isinstance(item, Parsed))
     papers = list(itertools.islice(records, args.papers + args.queries))

@@ -38,6 +38,8 @@ from pathlib import Path
 
 import httpx
 
+from indexer.store import layout
+
 ROOT = Path(__file__).resolve().parent.parent
 # A hang guard for one request, not a speed target.
 REQUEST_TIMEOUT_SECONDS = 120
@@ -343,7 +345,7 @@ def main() -> int:
             index_dir = args.index
             if workdir is not None:
                 index_dir = workdir / "index"
-                shutil.copytree(args.index, index_dir, ignore=shutil.ignore_patterns("write.lock"))
+                shutil.copytree(args.index, index_dir, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
             key = secrets.token_urlsafe(24)
             process, url = start_server(index_dir, key)
         if args.preload:

@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from indexer import vectors  # noqa: E402
 from indexer.build import index_file  # noqa: E402
 from models.config import Settings  # noqa: E402
 from models.embedder import ModelInfo  # noqa: E402
@@ -68,7 +69,7 @@ def main() -> None:
     shared = Path(__file__).resolve().parents[2] / "shared" / "data"
     parser.add_argument("--input", type=Path, default=shared / "arxiv-daily-2025-2026" / "papers.jsonl.gz")
     parser.add_argument("--work", type=Path, default=Path("/work/cache/memory-flat"))
-    parser.add_argument("--index-type", default="flat", choices=("flat", "ivfpq", "hnsw"))
+    parser.add_argument("--index-type", default="flat", choices=vectors.kind_names())
     args = parser.parse_args()
     directory = args.work / f"index-{args.index_type}"
     shutil.rmtree(directory, ignore_errors=True)

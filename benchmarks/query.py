@@ -24,7 +24,7 @@ from benchmarks.measure import (
     time_calls,
 )
 from benchmarks.tables import Table
-from indexer.store import IndexStore, onnx_export_dir
+from indexer.store import IndexStore, layout, onnx_export_dir
 from models import onnx_encoder
 from models.config import Settings
 from models.embedder import Embedder
@@ -63,7 +63,8 @@ def _startup(args, index_dir, query: str) -> Table:
 
 
 def _latency(args, index_dir, texts, queries, qrels) -> Iterator[Table]:
-    from search.engine import MODES, QUERY_ENCODER_THREADS, SearchEngine
+    from models.query import MODES
+    from search.engine import QUERY_ENCODER_THREADS, SearchEngine
 
     store = IndexStore.open(index_dir)
     papers = store.count()
@@ -141,7 +142,7 @@ def _int8_quality(args, index_dir, queries, qrels, int8) -> Table:
         from indexer.build import index_file
 
         target = args.workdir / f"{args.corpus.name}-int8-index"
-        if not (target / "papers.sqlite").is_file():
+        if not layout.db_file(target).is_file():
             shutil.rmtree(target, ignore_errors=True)
             with Timer() as t:
                 index_file(Settings(index_dir=target, backend="onnx-int8", threads=args.threads),

@@ -24,7 +24,7 @@ from benchmarks.bench import corpus_index
 from benchmarks.measure import Timer, load_average, read_jsonl, rss_bytes, run_command_cpu, run_python, time_calls
 from benchmarks.tables import Table
 from indexer.build import index_file
-from indexer.store import IndexStore, onnx_export_dir
+from indexer.store import IndexStore, layout, onnx_export_dir
 from models import onnx_encoder
 from models.config import Settings
 
@@ -82,7 +82,7 @@ def _scale_index(args, subset: Path, export_dir: Path) -> tuple[Path, Table]:
     index_dir = args.workdir / f"scale-{args.scale_size}-{args.scale_tokens}tok-index"
     table = Table(f"Building the {args.scale_size:,}-paper index (short-text vectors, see notes)",
                   ["step", "seconds", "papers/s"])
-    if not (index_dir / "papers.sqlite").is_file():
+    if not layout.db_file(index_dir).is_file():
         shutil.rmtree(index_dir, ignore_errors=True)
         encoder = short_text_encoder(export_dir, args.scale_tokens, args.threads)
         report = index_file(Settings(index_dir=index_dir, threads=args.threads), subset, embedder=encoder)
@@ -106,7 +106,8 @@ def _scale_index(args, subset: Path, export_dir: Path) -> tuple[Path, Table]:
 
 
 def _serving(args, index_dir: Path, titles: list[str]) -> Table:
-    from search.engine import MODES, SearchEngine
+    from models.query import MODES
+    from search.engine import SearchEngine
 
     store = IndexStore.open(index_dir)
     papers, disk = store.count(), store.size_on_disk()
@@ -142,7 +143,7 @@ def _serving(args, index_dir: Path, titles: list[str]) -> Table:
 def _recall(index_dir: Path, export_dir: Path, titles: list[str],
             described: str = "MiniLM short-text vectors ({} held-out titles as queries)") -> Table:
     from benchmarks.ann import _stored, recall_table
-    from indexer import vectors
+    from indexer.vectors.hnsw import HnswIndex
 
     store = IndexStore.open(index_dir)
     rowids, matrix = _stored(store)
@@ -150,7 +151,7 @@ def _recall(index_dir: Path, export_dir: Path, titles: list[str],
     store.close()
     queries = onnx_encoder.OnnxEmbedder(export_dir, "onnx", threads=1).encode(titles, "query")
     return recall_table(f"HNSW vs exact at {len(rowids):,} {described.format(len(titles))}",
-                        rowids, matrix, queries, hnsw=index if vectors.index_kind(index) == "hnsw" else None)
+                        rowids, matrix, queries, hnsw=index if isinstance(index, HnswIndex) else None)
 
 
 # --- lexical engines at scale --------------------------------------------------------------------

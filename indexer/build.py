@@ -174,12 +174,12 @@ class IndexWriter:
         store = self.store
         generation = store.generation
         wanted = vectors.resolve_index_type(store.index_type, store.count())
-        stale = (self._index is None or wanted != vectors.index_kind(self._index)
-                 or vectors.live_count(self._index) != store.count())
+        stale = (self._index is None or wanted != self._index.name
+                 or self._index.live_count() != store.count())
         if stale:
             self._index = store.build_vector_index()
             self._dirty = True
-        if self._dirty or not (self.directory / f"vectors-{generation}.faiss").is_file():
+        if self._dirty or not store.has_vector_file(generation):
             store.save_vector_index(self._index, generation)
         store.write_manifest()
         self._index_generation = generation
@@ -249,8 +249,8 @@ class IndexWriter:
             self._dirty = True
             return
         added = np.array(result.added_vectors, dtype=np.float32).reshape(-1, self.store.model.dimension)
-        if not vectors.apply_changes(self._index, np.array(result.removed_rowids, dtype=np.int64),
-                                     np.array(result.added_rowids, dtype=np.int64), added):
+        if not self._index.apply_changes(np.array(result.removed_rowids, dtype=np.int64),
+                                         np.array(result.added_rowids, dtype=np.int64), added):
             # Rebuild once, at flush, from the stored embeddings: readers only ever see the saved
             # file, and a bulk load into IVF-PQ would otherwise retrain at every size step.
             self._index = None

@@ -18,15 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from indexer import vectors
-from indexer.store import DB_FILE, MANIFEST_FILE, IndexStore, Upsert, WriteLock, faiss_file
+from indexer.store import IndexStore, Upsert, WriteLock, layout
 from models.embedder import Embedder, model_fingerprint
 from models.errors import IndexCorrupt, IndexNotBuilt, ModelLoadError
 from models.paper import content_hash, embed_text
 
 # A stored vector this far from unit length was not written by the embedder.
 _NORM_TOLERANCE = 1e-3
-# FAISS keeps float32 copies; anything above rounding noise means the file holds other vectors.
-_VECTOR_TOLERANCE = 1e-5
 _EXAMPLES = 5
 
 
@@ -83,14 +81,14 @@ def check_index(directory: str | Path) -> CheckReport:
 
 def _check(directory: Path) -> CheckReport:
     report = CheckReport(directory)
-    if not (directory / DB_FILE).is_file():
-        leftovers = sorted(p.name for p in directory.glob("vectors-*.faiss")) + \
-            ([MANIFEST_FILE] if (directory / MANIFEST_FILE).is_file() else [])
+    if not layout.db_file(directory).is_file():
+        manifest = layout.manifest_file(directory)
+        leftovers = [p.name for p in layout.vector_files(directory)] + ([manifest.name] if manifest.is_file() else [])
         if not leftovers:
             raise IndexNotBuilt(_no_index(directory))
-        report.add("sqlite", f"{DB_FILE} is missing (only {', '.join(leftovers)} remain). It holds the records "
+        report.add("sqlite", f"{layout.DB_FILE} is missing (only {', '.join(leftovers)} remain). It holds the records "
                    "and embeddings, which the derived files cannot restore: re-index your input files "
-                   f"into {directory}, or restore {DB_FILE} from a backup.", False)
+                   f"into {directory}, or restore {layout.DB_FILE} from a backup.", False)
         return report
     try:
         store = IndexStore.open(directory)
@@ -100,7 +98,7 @@ def _check(directory: Path) -> CheckReport:
     try:
         damage = store.integrity_problems()
         if damage:
-            report.add("sqlite", f"{DB_FILE} is damaged: {'; '.join(damage[:3])}. It is the source of truth and "
+            report.add("sqlite", f"{layout.DB_FILE} is damaged: {'; '.join(damage[:3])}. It is the source of truth and "
                        "cannot be rebuilt from the derived files: re-index your input files into a new "
                        "directory, or restore it from a backup.", False)
             return report
@@ -177,41 +175,41 @@ def _check_vectors(store: IndexStore, report: CheckReport) -> None:
     if index is None:
         report.add("vectors", problem + repair, True)
         return
+    file_name = layout.vector_file(store.directory, generation).name
     wanted = vectors.resolve_index_type(store.index_type, report.papers)
-    if vectors.index_kind(index) != wanted:
-        report.add("vectors", f"{faiss_file(store.directory, generation).name} is a {vectors.index_kind(index)} "
-                   f"index but the index type {store.index_type!r} asks for {wanted}", True)
-    if vectors.index_kind(index) == "ivfpq":
+    if index.name != wanted:
+        report.add("vectors", f"{file_name} is a {index.name} index but the index type {store.index_type!r} "
+                   f"asks for {wanted}", True)
+    if not index.holds_vectors:
         return  # compressed codes, not vectors: the ids were compared, and searches re-score exactly
     differing = 0
     try:
         for rowids, matrix in store.iter_embeddings():
-            held = index.reconstruct_batch(rowids)
-            differing += int((np.abs(held - matrix).max(axis=1) > _VECTOR_TOLERANCE).sum())
+            differing += index.count_differing(rowids, matrix)
     except IndexCorrupt:
         return  # unusable embeddings are already reported by _check_rows
     if differing:
-        report.add("vectors", f"{faiss_file(store.directory, generation).name} holds different vectors than "
-                   f"papers.sqlite for {differing} paper(s){repair}", True)
+        report.add("vectors", f"{file_name} holds different vectors than {layout.DB_FILE} for {differing} "
+                   f"paper(s){repair}", True)
 
 
 def _check_manifest(store: IndexStore, report: CheckReport) -> None:
-    path = store.directory / MANIFEST_FILE
+    path = layout.manifest_file(store.directory)
     if not path.is_file():
-        report.add("manifest", f"{MANIFEST_FILE} is missing", True)
+        report.add("manifest", f"{layout.MANIFEST_FILE} is missing", True)
         return
     try:
         found = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(found, dict):
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as exc:
-        report.add("manifest", f"{MANIFEST_FILE} is unreadable ({exc})", True)
+        report.add("manifest", f"{layout.MANIFEST_FILE} is unreadable ({exc})", True)
         return
     truth = store.manifest()
     wrong = [f"{key} is {found.get(key)!r}, should be {value!r}"
              for key, value in truth.items() if key != "updated_at" and found.get(key) != value]
     if wrong:
-        report.add("manifest", f"{MANIFEST_FILE} disagrees with {DB_FILE}: {'; '.join(wrong)}", True)
+        report.add("manifest", f"{layout.MANIFEST_FILE} disagrees with {layout.DB_FILE}: {'; '.join(wrong)}", True)
 
 
 # --- repairing --------------------------------------------------------------------------------------
@@ -249,7 +247,7 @@ def _repair(directory: Path, before: CheckReport, index_type: str | None, embedd
         index = store.build_vector_index()
         generation = store.generation
         store.save_vector_index(index, generation)
-        done.append(f"rebuilt {faiss_file(directory, generation).name} ({vectors.index_kind(index)}) from "
+        done.append(f"rebuilt {layout.vector_file(directory, generation).name} ({index.name}) from "
                     f"{index.ntotal} stored embeddings")
         removed = store.leftover_files()
         for path in removed:
@@ -257,7 +255,7 @@ def _repair(directory: Path, before: CheckReport, index_type: str | None, embedd
         if removed:
             done.append(f"removed {', '.join(p.name for p in removed)}")
         store.write_manifest()
-        done.append(f"rewrote {MANIFEST_FILE}")
+        done.append(f"rewrote {layout.MANIFEST_FILE}")
     finally:
         store.close()
     return done

@@ -11,7 +11,7 @@ import hashlib
 from contextlib import ExitStack
 from pathlib import Path
 
-from indexer.store import IndexStore, Upsert, WriteLock
+from indexer.store import IndexStore, Upsert, WriteLock, layout
 from models.errors import InvalidInput
 
 # Papers copied per transaction.
@@ -30,7 +30,7 @@ def split_index(source: str | Path, targets: list[str | Path]) -> list[int]:
     if len(targets) < 2:
         raise InvalidInput(f"Splitting needs at least 2 shards, got {len(targets)}.")
     for target in targets:
-        if (target / "papers.sqlite").exists():
+        if layout.db_file(target).exists():
             raise InvalidInput(f"{target} already holds an index; split into new directories.")
     store = IndexStore.open(source)
     with ExitStack() as stack:

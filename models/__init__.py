@@ -11,7 +11,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _PUBLIC = {
     "Paper": "models.paper", "Hit": "models.paper", "embed_text": "models.paper", "content_hash": "models.paper",
-    "Filters": "indexer.store",
+    "Filters": "models.query", "MODES": "models.query", "DEFAULT_MODE": "models.query",
     "Settings": "models.config", "DEFAULT_MODEL": "models.config",
     "Embedder": "models.embedder", "ModelInfo": "models.embedder",
     "PaperSearchError": "models.errors", "InvalidInput": "models.errors", "InvalidQuery": "models.errors",

@@ -18,6 +18,7 @@ import numpy as np
 
 from models.config import DEFAULT_MODEL
 from models.errors import InvalidInput, ModelLoadError
+from models.hashing import update_from_file
 
 Role = Literal["query", "document"]
 
@@ -94,8 +95,7 @@ def _hash_files(folder: str, stamp: tuple[tuple[str, int, int], ...]) -> str:
         path = Path(name)
         digest.update(str(path.relative_to(folder)).encode())
         with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+            update_from_file(digest, handle)
     return digest.hexdigest()[:16]
 
 

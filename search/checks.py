@@ -8,9 +8,9 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from indexer.store import Filters
 from models.config import Settings
 from models.errors import InvalidQuery
+from models.query import Filters
 
 # Lone UTF-16 surrogates (from JSON "\ud800" escapes) are not text; the tokenizer refuses them.
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")

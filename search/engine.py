@@ -13,20 +13,18 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from indexer import vectors
-from indexer.store import Filters, IndexStore, onnx_export_dir
+from indexer.store import IndexStore, onnx_export_dir
 from models.config import Settings
 from models.embedder import Embedder, model_fingerprint
 from models.errors import IndexNotBuilt, InvalidQuery, ModelLoadError, PaperNotFound
 from models.paper import Hit
+from models.query import DEFAULT_MODE, MODES, Filters
 from search import checks, fusion, highlight, rank
 from search.lexical import LexicalSearcher, query_terms
 
-MODES = ("dense", "lexical", "hybrid")
-DEFAULT_MODE = "hybrid"
 # Hybrid search fuses this many candidates from each side (more when a page reaches deeper).
 HYBRID_DEPTH = 100
 # Weight of the dense side in the convex combination; chosen on SciFact train (docs/quality.md):
@@ -130,7 +128,7 @@ class SearchEngine:
 
     @property
     def index_kind(self) -> str:
-        return vectors.index_kind(self._index)
+        return self._index.name
 
     # --- the three entry points -----------------------------------------------------------------
 
@@ -222,19 +220,7 @@ class SearchEngine:
         """Cosine of `vector` with the stored vectors of `rowids` (rows the index lacks are dropped)."""
         with self._lock:
             index = self._index
-        if vectors.index_kind(index) == "ivfpq":  # codes only in RAM: the exact vectors are in SQLite
-            kept, matrix = self.store.embeddings_by_rowid(rowids)
-            return np.asarray(kept, dtype=np.int64), (matrix @ vector).astype(np.float32)
-        kept, rows = [], []
-        for rowid in rowids.tolist():
-            try:
-                rows.append(index.reconstruct(rowid))
-            except RuntimeError:  # deleted since the lexical index was read
-                continue
-            kept.append(rowid)
-        if not kept:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        return np.array(kept, dtype=np.int64), (np.stack(rows) @ vector).astype(np.float32)
+        return index.cosines(rowids, vector, self.store.embeddings_by_rowid)
 
     def _dense(self, vector: np.ndarray, k: int, filters: Filters | None,
                exclude: set[int] = frozenset(), allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -256,36 +242,11 @@ class SearchEngine:
             allowed = np.setdiff1d(allowed, np.fromiter(exclude, dtype=np.int64))
             if len(allowed) == 0:
                 return np.zeros(0, np.int64), np.zeros(0, np.float32)
-            if vectors.index_kind(index) == "ivfpq":
-                return vectors.search_refined(index, query, k, self.store.embeddings_by_rowid, allowed)
-            return self._exact_subset(index, query, allowed, k)
+            return rank.clean(*index.search(query, k, self.store.embeddings_by_rowid, allowed))
         fetch = min(k + len(exclude), index.ntotal)
         if fetch == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        if vectors.index_kind(index) == "ivfpq":  # compressed codes: re-score candidates exactly
-            return rank.clean(*vectors.search_refined(index, query, fetch, self.store.embeddings_by_rowid), exclude)
-        scores, rowids = vectors.search(index, query, fetch)
-        return rank.clean(rowids[0], scores[0], exclude)
-
-    @staticmethod
-    def _exact_subset(index: faiss.Index, query: np.ndarray, allowed: np.ndarray,
-                      k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top-k among `allowed` rows, whatever the index structure."""
-        matrix = None
-        if vectors.index_kind(index) == "hnsw":
-            # `allowed` comes from the live SQLite, which may hold rows newer than this snapshot of
-            # the index; reconstructing those would raise.
-            allowed = allowed[np.isin(allowed, vectors.live_ids(index))]
-            if len(allowed) == 0:
-                return np.zeros(0, np.int64), np.zeros(0, np.float32)
-            matrix = index.reconstruct_batch(allowed)
-        if matrix is None:
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-            scores, rowids = index.search(query, min(k, len(allowed)), params=params)
-            return rank.clean(rowids[0], scores[0])
-        scores = matrix @ query[0]
-        top = np.argsort(-scores, kind="stable")[:k]
-        return allowed[top], scores[top]
+        return rank.clean(*index.search(query, fetch, self.store.embeddings_by_rowid), exclude)
 
     def _hits(self, rowids: np.ndarray, scores: np.ndarray, limit: int, offset: int) -> list[Hit]:
         rowids, scores = rank.page(rowids, scores, limit, offset)

@@ -20,11 +20,11 @@ from typing import Protocol
 
 import numpy as np
 
-from indexer.store import Filters
 from models.config import Settings
 from models.embedder import Embedder
 from models.errors import IndexModelMismatch, InvalidInput, PaperNotFound
 from models.paper import Hit
+from models.query import Filters
 from search import checks, rank
 from search.engine import SearchEngine
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from indexer.store import layout
+
 os.environ["HF_HUB_OFFLINE"] = "1"  # an accidental download must fail loudly
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +65,7 @@ def sample_index_dir(tmp_path_factory, embedder) -> Path:
 def fresh_index_dir(tmp_path, sample_index_dir) -> Path:
     """A private copy of the sample index that a test may change."""
     target = tmp_path / "index"
-    shutil.copytree(sample_index_dir, target, ignore=shutil.ignore_patterns("write.lock"))
+    shutil.copytree(sample_index_dir, target, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
     return target
 
 

@@ -12,6 +12,7 @@ from benchmarks.measure import ndcg_at_k, recall_at_k
 from indexer import vectors
 from indexer.build import IndexWriter
 from indexer.store import IndexStore
+from indexer.vectors import hnsw
 from models.config import Settings
 
 
@@ -44,10 +45,10 @@ def test_switching_to_hnsw_rebuilds_from_stored_vectors_with_the_default_depth(f
     store = IndexStore.open(fresh_index_dir)
     try:
         index, loaded_generation = store.load_vector_index()
-        assert vectors.index_kind(index) == "hnsw" and index.ntotal == count
+        assert index.name == "hnsw" and index.ntotal == count
         assert loaded_generation == generation
         # efSearch is saved in the file: an index read back searches as deep as the defaults say.
-        assert faiss.downcast_index(index.index).hnsw.efSearch == vectors.HNSW_EF_SEARCH
+        assert faiss.downcast_index(index.faiss.index).hnsw.efSearch == hnsw.HNSW_EF_SEARCH
     finally:
         store.close()
 
@@ -61,8 +62,8 @@ def test_hnsw_defaults_reach_recall_098_against_exact():
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
     queries, base = matrix[:200], matrix[200:]
     ids = np.arange(len(base), dtype=np.int64) + 1
-    exact = vectors.build_index("flat", 384, ids, base).search(queries, 10)[1]
-    approx = vectors.build_index("hnsw", 384, ids, base).search(queries, 10)[1]
+    exact = vectors.build_index("flat", 384, ids, base).faiss.search(queries, 10)[1]
+    approx = vectors.build_index("hnsw", 384, ids, base).faiss.search(queries, 10)[1]
     assert recall_at_k(approx, exact) >= 0.98
 
 

@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import DEFAULT_MODE, create_app
-from indexer.store import Filters, IndexStore, WriteLock
+from indexer.store import IndexStore, WriteLock, layout
 from models.config import Settings
-from search.engine import MODES
+from models.query import MODES, Filters
 
 KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -219,7 +219,7 @@ def test_server_without_an_index_starts_and_reports_not_ready(tmp_path, embedder
 def test_unreadable_index_is_503_not_a_crash(tmp_path, embedder):
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "papers.sqlite").write_bytes(b"this is not a database" * 100)
+    layout.db_file(broken).write_bytes(b"this is not a database" * 100)
     with client_for(broken, embedder) as c:
         assert_error(c.get("/health"), 503, "index_corrupt")
         assert_error(c.get("/papers/seed-01"), 503, "index_corrupt")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from indexer.build import delete_papers, index_file
-from indexer.store import IndexStore
+from indexer.store import IndexStore, layout
 from models.config import Settings
 from models.embedder import Embedder
 from models.errors import IndexModelMismatch, InvalidInput
@@ -27,10 +27,11 @@ def _write(path, records):
 
 def _snapshot(directory):
     """File contents of an index, ignoring SQLite's volatile shared-memory file and an empty WAL."""
+    wal, shm = (p.name for p in layout.db_sidecar_files(directory))
     files = {p.name: p.read_bytes() for p in sorted(directory.iterdir())
-             if p.is_file() and p.name not in ("write.lock", "papers.sqlite-shm")}
-    if not files.get("papers.sqlite-wal", b"x"):
-        del files["papers.sqlite-wal"]
+             if p.is_file() and p.name not in (layout.LOCK_FILE, shm)}
+    if not files.get(wal, b"x"):
+        del files[wal]
     return files
 
 
@@ -68,7 +69,7 @@ def test_delete_removes_papers_from_every_part(fresh_index_dir, embedder):
     assert engine._index.ntotal == 23
     ids = [h.paper.paper_id for h in engine.search("ultra lightweight OCR system", limit=23)]
     assert "seed-17" not in ids and len(ids) == 23
-    manifest = json.loads((fresh_index_dir / "manifest.json").read_text())
+    manifest = json.loads(layout.manifest_file(fresh_index_dir).read_text())
     assert manifest["papers"] == 23
 
 
@@ -134,6 +135,6 @@ def test_another_model_is_a_clear_error(fresh_index_dir, other_model_dir, tmp_pa
 def test_a_stale_faiss_file_is_rebuilt_from_stored_embeddings(fresh_index_dir):
     store = IndexStore.open(fresh_index_dir)
     generation = store.generation
-    (fresh_index_dir / f"vectors-{generation}.faiss").unlink()
+    layout.vector_file(fresh_index_dir, generation).unlink()
     index, loaded_generation = store.load_vector_index()
     assert loaded_generation == generation and index.ntotal == 24

@@ -16,13 +16,15 @@ import pytest
 from api.cli import main
 from indexer.build import index_file
 from indexer.check import check_index, repair_index
-from indexer.store import IndexStore, WriteLock
+from indexer.store import IndexStore, WriteLock, layout
 from models.config import Settings
 from models.errors import IndexCorrupt, IndexNotBuilt
 from search.engine import SearchEngine
 from tests.conftest import SAMPLE
 
 QUERY = "protein structure prediction"
+# The FAISS file of the sample index after its one write.
+VECTORS_1 = layout.vector_file(".", 1).name
 
 
 def cli(capsys, *argv: str) -> tuple[int, str]:
@@ -33,13 +35,13 @@ def cli(capsys, *argv: str) -> tuple[int, str]:
 
 
 def vector_file(directory: Path) -> Path:
-    (path,) = directory.glob("vectors-*.faiss")
+    (path,) = layout.vector_files(directory)
     return path
 
 
 def sql(directory: Path, statement: str, params=()) -> None:
     """Change papers.sqlite behind PaperSearch's back, as a user or a broken disk might."""
-    with sqlite3.connect(directory / "papers.sqlite") as db:
+    with sqlite3.connect(layout.db_file(directory)) as db:
         db.execute(statement, params)
     db.close()
 
@@ -106,12 +108,12 @@ def test_damaged_faiss_file_is_named_never_served_and_repaired(capsys, fresh_ind
     damage(vector_file(fresh_index_dir))
     code, out = cli(capsys, "check", "--index", str(fresh_index_dir))
     assert code == 1
-    assert "[vectors] vectors-1.faiss" in out and words in out and "(repairable)" in out
+    assert f"[vectors] {VECTORS_1}" in out and words in out and "(repairable)" in out
     assert ranking(fresh_index_dir, embedder) == expected  # rebuilt in memory, not read from the bad file
 
     code, out = cli(capsys, "check", "--repair", "--index", str(fresh_index_dir))
     assert code == 0, out
-    assert "repaired: rebuilt vectors-1.faiss (flat) from 24 stored embeddings" in out
+    assert f"repaired: rebuilt {VECTORS_1} (flat) from 24 stored embeddings" in out
     assert check_index(fresh_index_dir).ok
     assert IndexStore.open(fresh_index_dir).load_vector_index()[0].ntotal == 24
     assert ranking(fresh_index_dir, embedder) == expected
@@ -119,7 +121,7 @@ def test_damaged_faiss_file_is_named_never_served_and_repaired(capsys, fresh_ind
 
 @pytest.mark.parametrize("damage, words", [
     (_truncate, "cannot be read"),
-    (_flip_vector_bytes, "holds different vectors than papers.sqlite for"),
+    (_flip_vector_bytes, f"holds different vectors than {layout.DB_FILE} for"),
 ])
 def test_damage_is_found_without_a_recorded_checksum(capsys, fresh_index_dir, damage, words):
     """Indexes saved before checksums were recorded (or a crash between save and record)."""
@@ -138,7 +140,9 @@ def test_a_rerun_of_index_rewrites_a_damaged_file_even_when_nothing_changed(fres
 
 
 def test_a_rerun_of_index_removes_temp_files_of_a_killed_save(fresh_index_dir, embedder):
-    leftover = fresh_index_dir / ".vectors-7.faiss.k1ll3d.tmp"
+    handle, name = layout.temp_file_for(layout.vector_file(fresh_index_dir, 7))  # as a save killed mid-way
+    os.close(handle)
+    leftover = Path(name)
     leftover.write_bytes(b"half a file")
     problems = check_index(fresh_index_dir).problems
     assert [(p.part, p.repairable) for p in problems] == [("files", True)]
@@ -148,18 +152,18 @@ def test_a_rerun_of_index_removes_temp_files_of_a_killed_save(fresh_index_dir, e
 
 
 @pytest.mark.parametrize("damage, words", [
-    (lambda p: p.unlink(), "manifest.json is missing"),
-    (lambda p: os.truncate(p, 10), "manifest.json is unreadable"),
+    (lambda p: p.unlink(), f"{layout.MANIFEST_FILE} is missing"),
+    (lambda p: os.truncate(p, 10), f"{layout.MANIFEST_FILE} is unreadable"),
     (lambda p: p.write_text(p.read_text().replace('"papers": 24', '"papers": 25')), "papers is 25, should be 24"),
     (lambda p: p.write_text(p.read_text().replace('"fingerprint": "', '"fingerprint": "0')), "model is"),
 ])
 def test_damaged_manifest_is_named_and_rewritten(capsys, fresh_index_dir, damage, words):
-    damage(fresh_index_dir / "manifest.json")
+    damage(layout.manifest_file(fresh_index_dir))
     code, out = cli(capsys, "check", "--index", str(fresh_index_dir))
     assert code == 1 and "[manifest]" in out and words in out, out
     code, out = cli(capsys, "check", "--repair", "--index", str(fresh_index_dir))
-    assert code == 0 and "rewrote manifest.json" in out, out
-    assert json.loads((fresh_index_dir / "manifest.json").read_text())["papers"] == 24
+    assert code == 0 and f"rewrote {layout.MANIFEST_FILE}" in out, out
+    assert json.loads(layout.manifest_file(fresh_index_dir).read_text())["papers"] == 24
 
 
 def test_index_type_changed_without_a_new_file_is_reported_and_rebuilt(capsys, fresh_index_dir):
@@ -174,7 +178,7 @@ def test_index_type_changed_without_a_new_file_is_reported_and_rebuilt(capsys, f
 def test_rebuild_switches_structure_without_re_embedding(capsys, fresh_index_dir, embedder, expected):
     code, out = cli(capsys, "rebuild", "--index", str(fresh_index_dir), "--index-type", "hnsw")
     assert code == 0, out
-    assert "set the index type to hnsw" in out and "rebuilt vectors-1.faiss (hnsw)" in out
+    assert "set the index type to hnsw" in out and f"rebuilt {VECTORS_1} (hnsw)" in out
     engine = SearchEngine.open(Settings(index_dir=fresh_index_dir), encoder=embedder)
     assert engine.index_kind == "hnsw"
     engine.close()
@@ -197,20 +201,20 @@ def _garbage_in_the_middle(path: Path) -> None:
     (_garbage_in_the_middle, "malformed"),
 ])
 def test_damaged_sqlite_gives_a_clear_message_everywhere(capsys, fresh_index_dir, damage, words):
-    damage(fresh_index_dir / "papers.sqlite")
+    damage(layout.db_file(fresh_index_dir))
     code, out = cli(capsys, "check", "--index", str(fresh_index_dir))
     assert code == 1 and "[sqlite]" in out and words in out and "(not repairable here)" in out, out
     code, out = cli(capsys, "check", "--repair", "--index", str(fresh_index_dir))
     assert code == 1 and "repaired:" not in out
     code, out = cli(capsys, "search", QUERY, "--index", str(fresh_index_dir))
-    assert code == 1 and out.startswith("error: ") and "papers.sqlite" in out, out
+    assert code == 1 and out.startswith("error: ") and layout.DB_FILE in out, out
     assert vector_file(fresh_index_dir).exists()  # repair did not throw away the derived files either
 
 
 def test_missing_sqlite_is_not_mistaken_for_an_empty_directory(capsys, fresh_index_dir):
-    (fresh_index_dir / "papers.sqlite").unlink()
+    layout.db_file(fresh_index_dir).unlink()
     code, out = cli(capsys, "check", "--index", str(fresh_index_dir))
-    assert code == 1 and "papers.sqlite is missing (only vectors-1.faiss, manifest.json remain)" in out
+    assert code == 1 and f"{layout.DB_FILE} is missing (only {VECTORS_1}, {layout.MANIFEST_FILE} remain)" in out
     code, out = cli(capsys, "search", QUERY, "--index", str(fresh_index_dir))
     assert code == 1 and "No index in" in out
 
@@ -257,7 +261,7 @@ def test_wrong_model_fingerprint_is_reported_and_not_papered_over(capsys, fresh_
     assert "[model] the index was built with 'all-MiniLM-L6-v2' fingerprint 0123456789abcdef" in out
     assert "[embeddings]" not in out  # hashes cannot be judged against an unknown model
     code, out = cli(capsys, "check", "--repair", "--index", str(fresh_index_dir))
-    assert code == 1 and "rewrote manifest.json" in out and "(not repairable here)" in out
+    assert code == 1 and f"rewrote {layout.MANIFEST_FILE}" in out and "(not repairable here)" in out
     code, out = cli(capsys, "search", QUERY, "--index", str(fresh_index_dir))
     assert code == 1 and "fingerprint 0123456789abcdef" in out
 

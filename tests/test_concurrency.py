@@ -15,9 +15,10 @@ import pytest
 
 from indexer.build import WRITE_BATCH, IndexReport, IndexWriter
 from indexer.check import check_index, repair_index
-from indexer.store import Filters, IndexStore
+from indexer.store import IndexStore, layout
 from models.config import Settings
 from models.paper import Paper
+from models.query import Filters
 from search.engine import SearchEngine
 from tests.conftest import ROOT
 from tests.test_crash import write_records
@@ -73,7 +74,7 @@ def test_reader_sees_only_whole_batches_while_another_process_indexes(tmp_path, 
 def faiss_ids(engine: SearchEngine) -> np.ndarray:
     import faiss
 
-    return faiss.vector_to_array(engine._index.id_map)
+    return faiss.vector_to_array(engine._index.faiss.id_map)
 
 
 def test_refresh_picks_up_a_delete_made_by_another_process(fresh_index_dir, embedder):
@@ -129,7 +130,7 @@ def test_filtered_search_on_a_stale_hnsw_snapshot(fresh_index_dir, embedder):
 def test_threads_sharing_one_engine_can_refresh_and_search_together(tmp_path, fresh_index_dir, embedder):
     """The API's threadpool shares one engine (one SQLite connection) across requests."""
     engine = SearchEngine.open(Settings(index_dir=fresh_index_dir), encoder=embedder)
-    (vector_file,) = fresh_index_dir.glob("vectors-*.faiss")
+    (vector_file,) = layout.vector_files(fresh_index_dir)
     vector_file.unlink()  # every load now rebuilds from SQLite inside a read transaction
     errors: list[BaseException] = []
     start = threading.Barrier(8)

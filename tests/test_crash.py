@@ -22,7 +22,7 @@ import pytest
 
 from indexer.build import WRITE_BATCH, index_file
 from indexer.check import check_index
-from indexer.store import IndexStore
+from indexer.store import IndexStore, layout, schema
 from models.config import Settings
 from models.errors import IndexNotBuilt
 from search.engine import SearchEngine
@@ -93,7 +93,7 @@ def kill_at_random_moment(process: subprocess.Popen, directory: Path, rng: rando
 
 def assert_consistent_after_crash(directory: Path, ids: list[str], embedder) -> int:
     """The index opens and holds exactly a prefix of whole batches; returns how many records."""
-    if not (directory / "papers.sqlite").exists():
+    if not layout.db_file(directory).exists():
         return 0
     try:
         store = IndexStore.open(directory)
@@ -238,9 +238,9 @@ def test_a_run_killed_while_creating_the_index_can_be_rerun(tmp_path, embedder, 
 
     directory = tmp_path / "index"
     directory.mkdir()
-    connection = sqlite3.connect(directory / "papers.sqlite")
+    connection = sqlite3.connect(layout.db_file(directory))
     if leftover == "tables without metadata":
-        IndexStore(directory, connection)._migrate()
+        schema.migrate(connection)
     connection.close()
     with pytest.raises(IndexNotBuilt, match="never finished"):
         SearchEngine.open(Settings(index_dir=directory), encoder=embedder)

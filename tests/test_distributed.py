@@ -23,7 +23,7 @@ from indexer import distributed
 from indexer.build import index_files
 from indexer.ingest import read_papers
 from indexer.plan import Duplicate, IngestPlan
-from indexer.store import IndexStore
+from indexer.store import IndexStore, layout
 from models.config import Settings
 from search.engine import SearchEngine
 from tests.conftest import ROOT, SAMPLE, SCIFACT_SUBSET
@@ -38,7 +38,7 @@ QUERIES = ("lightweight OCR", "protein folding", "gene expression in cancer cell
 
 def read_rows(directory: Path) -> dict[str, tuple[int, str, np.ndarray]]:
     """paper_id -> (rowid, content hash, vector), straight from the SQLite file."""
-    with sqlite3.connect(directory / "papers.sqlite") as db:
+    with sqlite3.connect(layout.db_file(directory)) as db:
         rows = db.execute("SELECT paper_id, rowid, content_hash, embedding FROM papers").fetchall()
     return {pid: (rowid, digest, np.frombuffer(blob, dtype=np.float32)) for pid, rowid, digest, blob in rows}
 
@@ -269,7 +269,7 @@ def test_driver_killed_mid_run_resumes(tmp_path, scifact_subset, scifact_referen
 
 def _count(index: Path) -> int:
     try:
-        with sqlite3.connect(f"file:{index / 'papers.sqlite'}?mode=ro", uri=True, timeout=1) as db:
+        with sqlite3.connect(f"file:{layout.db_file(index)}?mode=ro", uri=True, timeout=1) as db:
             return db.execute("SELECT count(*) FROM papers").fetchone()[0]
     except sqlite3.Error:
         return 0

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer.store import Filters, IndexStore
+from indexer.store import IndexStore
 from models.errors import InvalidQuery, PaperNotFound
 from models.paper import embed_text
+from models.query import Filters
 
 OCR_PAPERS = {"seed-17", "seed-03", "seed-10"}  # PP-OCRv2, PP-OCRv3, PaddleOCR 3.0
 

@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from indexer.build import index_file
 from indexer.check import check_index
 from indexer.ingest import Parsed, Rejection, read_papers
-from indexer.store import Filters, IndexStore
+from indexer.store import IndexStore
 from models.config import Settings
 from models.errors import PaperSearchError
-from search.engine import MODES
+from models.query import MODES, Filters
 
 SCALE = float(os.environ.get("PAPERSEARCH_FUZZ_SCALE", "1"))
 COUNTS: dict[str, int] = {}

@@ -8,11 +8,11 @@ import dataclasses
 
 import numpy as np
 
-from indexer import vectors
 from indexer.build import IndexReport, IndexWriter
 from indexer.check import check_index
 from indexer.ingest import read_papers
 from indexer.store import IndexStore
+from indexer.vectors import hnsw
 from models.config import Settings
 from search.engine import SearchEngine
 from tests.conftest import SAMPLE
@@ -61,8 +61,8 @@ def test_delete_leaves_a_tombstone_and_searches_skip_it(fresh_index_dir, embedde
 
     index, problem, count = _saved_index(fresh_index_dir)
     assert problem is None  # the saved file is accepted as is, not rebuilt on open
-    assert vectors.index_kind(index) == "hnsw"
-    assert index.ntotal == total and vectors.live_count(index) == count == total - 1
+    assert index.name == "hnsw"
+    assert index.ntotal == total and index.live_count() == count == total - 1
     assert check_index(fresh_index_dir).ok
 
     engine = SearchEngine.open(Settings(index_dir=fresh_index_dir))
@@ -94,7 +94,7 @@ def test_update_adds_one_node_and_finds_the_new_text(fresh_index_dir, embedder):
 
     index, problem, count = _saved_index(fresh_index_dir)
     assert problem is None and count == total
-    assert index.ntotal == total + 1 and vectors.live_count(index) == total  # old node: a tombstone
+    assert index.ntotal == total + 1 and index.live_count() == total  # old node: a tombstone
     engine = SearchEngine.open(Settings(index_dir=fresh_index_dir))
     try:
         top = engine.search("jellyfish light as a thermometer", limit=1, mode="dense")[0]
@@ -108,7 +108,7 @@ def test_update_adds_one_node_and_finds_the_new_text(fresh_index_dir, embedder):
 def test_graph_is_rebuilt_once_tombstones_pass_their_share(fresh_index_dir, embedder):
     _to_hnsw(fresh_index_dir, embedder)
     total = _saved_index(fresh_index_dir)[0].ntotal
-    within = int(vectors.HNSW_MAX_DEAD_SHARE * total)  # this many may wait as tombstones
+    within = int(hnsw.HNSW_MAX_DEAD_SHARE * total)  # this many may wait as tombstones
     ids = [f"seed-{n:02d}" for n in range(1, within + 2)]
     with IndexWriter(Settings(index_dir=fresh_index_dir), embedder=embedder) as writer:
         writer.delete(ids[:within])
@@ -118,8 +118,8 @@ def test_graph_is_rebuilt_once_tombstones_pass_their_share(fresh_index_dir, embe
     with IndexWriter(Settings(index_dir=fresh_index_dir), embedder=embedder) as writer:
         writer.delete(ids[within:])
     index, problem, count = _saved_index(fresh_index_dir)
-    assert problem is None and vectors.index_kind(index) == "hnsw"
-    assert index.ntotal == vectors.live_count(index) == count == total - within - 1  # a fresh graph
+    assert problem is None and index.name == "hnsw"
+    assert index.ntotal == index.live_count() == count == total - within - 1  # a fresh graph
 
 
 def test_an_hnsw_file_searches_at_the_current_depth(fresh_index_dir, embedder):
@@ -129,10 +129,10 @@ def test_an_hnsw_file_searches_at_the_current_depth(fresh_index_dir, embedder):
     store = IndexStore.open(fresh_index_dir)
     try:
         index, _ = store.load_vector_index()
-        faiss.downcast_index(index.index).hnsw.efSearch = 16  # as saved under older defaults
+        faiss.downcast_index(index.faiss.index).hnsw.efSearch = 16  # as saved under older defaults
         store.save_vector_index(index, store.generation)
         loaded, _ = store.load_vector_index()
         assert store.vector_file_problem is None
-        assert faiss.downcast_index(loaded.index).hnsw.efSearch == vectors.HNSW_EF_SEARCH
+        assert faiss.downcast_index(loaded.faiss.index).hnsw.efSearch == hnsw.HNSW_EF_SEARCH
     finally:
         store.close()

@@ -13,10 +13,12 @@ import pytest
 
 from indexer import vectors
 from indexer.build import IndexWriter, index_file
-from indexer.store import Filters, IndexStore, Upsert
+from indexer.store import IndexStore, Upsert, layout
+from indexer.vectors import ivfpq
 from models.config import Settings
 from models.embedder import ModelInfo
 from models.paper import Paper
+from models.query import Filters
 from search.engine import SearchEngine
 
 DIM = 64
@@ -83,8 +85,9 @@ def test_auto_switches_to_ivfpq_at_the_threshold():
 
 @pytest.mark.parametrize("count", [1, 24, 300, 5_183, 1_000_000, 200_000_000])
 def test_shape_is_trainable_and_compact(count):
-    index = vectors.new_index("ivfpq", 384, count)
-    assert vectors.index_kind(index) == "ivfpq"
+    kind = vectors.new_index("ivfpq", 384, count)
+    assert kind.name == "ivfpq" and kind.needs_training
+    index = kind.faiss
     assert not index.is_trained
     assert index.nlist == 1 or count >= 39 * index.nlist  # FAISS' minimum points per list
     assert index.nlist & (index.nlist - 1) == 0
@@ -98,10 +101,10 @@ def test_growing_past_the_trained_shape_asks_for_a_rebuild(synthetic_ivfpq):
     store = IndexStore.open(directory)
     index, _ = store.load_vector_index()
     store.close()
-    assert vectors.ivfpq_fits(index, COUNT)
-    assert not vectors.ivfpq_fits(index, COUNT * 8)
+    assert index.fits(COUNT)
+    assert not index.fits(COUNT * 8)
     added = clustered_vectors(COUNT * 7, DIM, seed=1)
-    assert vectors.apply_changes(index, np.zeros(0, np.int64), np.arange(10**6, 10**6 + len(added)), added) is False
+    assert index.apply_changes(np.zeros(0, np.int64), np.arange(10**6, 10**6 + len(added)), added) is False
 
 
 # --- searching ------------------------------------------------------------------------------------
@@ -110,11 +113,11 @@ def test_growing_past_the_trained_shape_asks_for_a_rebuild(synthetic_ivfpq):
 def test_loaded_from_file_as_ivfpq(synthetic_ivfpq, synthetic_engine):
     directory, _ = synthetic_ivfpq
     assert synthetic_engine.index_kind == "ivfpq"
-    assert list(directory.glob("vectors-*.faiss"))
+    assert layout.vector_files(directory)
     assert synthetic_engine._index.ntotal == COUNT
     # The saved file is used as is: rebuilding would retrain the lists (minutes at 1M papers).
     assert synthetic_engine.store.vector_file_problem is None
-    assert sorted(vectors.live_ids(synthetic_engine._index).tolist()) == synthetic_engine.store.all_rowids().tolist()
+    assert sorted(synthetic_engine._index.live_ids().tolist()) == synthetic_engine.store.all_rowids().tolist()
 
 
 def test_related_scores_are_exact_and_recall_is_high(synthetic_ivfpq, synthetic_engine):
@@ -142,7 +145,7 @@ def test_small_filtered_set_is_scored_exactly(synthetic_ivfpq, synthetic_engine)
 
 
 def test_large_filtered_set_goes_through_the_lists(synthetic_ivfpq, synthetic_engine, monkeypatch):
-    monkeypatch.setattr(vectors, "IVFPQ_EXACT_SUBSET_LIMIT", 100)
+    monkeypatch.setattr(ivfpq, "IVFPQ_EXACT_SUBSET_LIMIT", 100)
     _, matrix = synthetic_ivfpq
     years = 2000 + np.arange(COUNT) % 20
     found = 0
@@ -236,7 +239,7 @@ def test_bulk_load_builds_the_ivfpq_index_once(tmp_path, monkeypatch):
     store = IndexStore.open(tmp_path / "i")
     try:
         index, _ = store.load_vector_index()
-        assert vectors.index_kind(index) == "ivfpq" and index.ntotal == 1_200 and vectors.ivfpq_fits(index, 1_200)
+        assert index.name == "ivfpq" and index.ntotal == 1_200 and index.fits(1_200)
     finally:
         store.close()
 
@@ -248,7 +251,7 @@ def test_check_passes_and_repair_works_on_an_ivfpq_index(fresh_index_dir, embedd
         pass
     report = check_index(fresh_index_dir)
     assert report.ok, report.problems  # compressed codes are not compared with the stored vectors
-    (next(fresh_index_dir.glob("vectors-*.faiss"))).unlink()
+    layout.vector_files(fresh_index_dir)[0].unlink()
     assert not check_index(fresh_index_dir).ok
     repair_index(fresh_index_dir)
     assert check_index(fresh_index_dir).ok
@@ -257,19 +260,16 @@ def test_check_passes_and_repair_works_on_an_ivfpq_index(fresh_index_dir, embedd
 def test_an_ivfpq_file_searches_at_the_current_defaults(synthetic_ivfpq, tmp_path):
     import shutil
 
-    import faiss
-
     directory = tmp_path / "old"
     shutil.copytree(synthetic_ivfpq[0], directory)
-    path = next(directory.glob("vectors-*.faiss"))
-    index = faiss.read_index(str(path))
-    expected = index.nprobe
-    index.nprobe = 1  # as written under older defaults (FAISS keeps nprobe in the file)
+    index = vectors.read_index(layout.vector_files(directory)[0])
+    expected = index.faiss.nprobe
+    index.faiss.nprobe = 1  # as written under older defaults (FAISS keeps nprobe in the file)
     store = IndexStore.open(directory)
     try:
         store.save_vector_index(index, store.generation)
         loaded, _ = store.load_vector_index()
-        assert store.vector_file_problem is None and loaded.nprobe == expected > 1
+        assert store.vector_file_problem is None and loaded.faiss.nprobe == expected > 1
     finally:
         store.close()
 

@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from indexer import lexical
 from indexer.build import IndexReport, IndexWriter
-from indexer.store import Filters, IndexStore, Upsert, WriteLock, lexical_path, lexical_state_file
+from indexer.store import IndexStore, Upsert, WriteLock, lexical_path, lexical_state_file
 from models.config import Settings
 from models.paper import Paper, content_hash
-from search.engine import MODES, SearchEngine
+from models.query import MODES, Filters
+from search.engine import SearchEngine
 
 
 def ids(hits):

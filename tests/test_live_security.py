@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from indexer.store import layout
 from tests.live import live_server
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,7 @@ SOCKET_TIMEOUT = 120
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, sample_index_dir):
     index_dir = tmp_path_factory.mktemp("live-security") / "index"
-    shutil.copytree(sample_index_dir, index_dir, ignore=shutil.ignore_patterns("write.lock"))
+    shutil.copytree(sample_index_dir, index_dir, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
     with live_server(index_dir, env={"PAPERSEARCH_API_KEY": KEY}) as live:
         yield live
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.load import Config, preload, read_queries, run_load, summary, verify
+from indexer.store import layout
 from tests.conftest import ROOT, shared_dataset
 from tests.live import live_server
 
@@ -56,9 +57,9 @@ def test_load_on_the_sample_index_with_synthetic_papers(fresh_index_dir):
 def test_load_on_scifact(tmp_path):
     """The issue's corpus: 5,183 SciFact abstracts and its real queries, 10 s of load."""
     queries = shared_dataset("scifact") / "queries.jsonl.gz"
-    if not (SCIFACT_INDEX / "manifest.json").is_file():
+    if not layout.manifest_file(SCIFACT_INDEX).is_file():
         pytest.skip(f"no ready SciFact index at {SCIFACT_INDEX} (set PAPERSEARCH_SCIFACT_INDEX)")
     index_dir = tmp_path / "index"
-    shutil.copytree(SCIFACT_INDEX, index_dir, ignore=shutil.ignore_patterns("write.lock"))
+    shutil.copytree(SCIFACT_INDEX, index_dir, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
     figures = _run(index_dir, Config(duration=10, clients=8, batch=4, seed=2, queries=read_queries(queries)))
     assert figures["papers_before"] == 5183

@@ -15,10 +15,11 @@ from hypothesis import strategies as st
 
 from api.cli import main
 from indexer.split import shard_of, split_index
-from indexer.store import Filters, IndexStore
+from indexer.store import IndexStore
 from models.config import Settings
 from models.errors import InvalidInput, PaperNotFound
 from models.paper import Hit, Paper
+from models.query import Filters
 from search.engine import SearchEngine
 from search.shards import ShardRouter, merge_top
 from tests.conftest import shared_dataset

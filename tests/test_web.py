@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from indexer.store import layout
 from tests.live import live_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,7 +39,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is abse
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, sample_index_dir):
     index_dir = tmp_path_factory.mktemp("web") / "index"
-    shutil.copytree(sample_index_dir, index_dir, ignore=shutil.ignore_patterns("write.lock"))
+    shutil.copytree(sample_index_dir, index_dir, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
     with live_server(index_dir, env={"PAPERSEARCH_API_KEY": KEY}) as live:
         yield live
 

@@ -1,0 +1,322 @@
+"""IndexStore: the records, their embeddings and the metadata of one index directory.
+
+Each write is one SQLite transaction that also bumps `generation`. The FAISS file is named after
+the generation it reflects; when it is missing or stale (a crash between the two), it is rebuilt
+from the stored embeddings, never re-embedded. Readers never see a half-written state: SQLite
+gives them a consistent snapshot and files are replaced atomically. Row ids are never reused,
+even after the highest row is deleted, so a reader still holding an older FAISS snapshot can only
+hit a row that is gone (and is dropped), never a different paper under an old id.
+
+Every read goes through `_fetch`, which maps a damaged database to IndexCorrupt.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from indexer import vectors
+from indexer.store import layout, schema, vector_file
+from indexer.store.filter_sql import filter_where
+from indexer.store.rows import PAPER_COLUMN_COUNT, PAPER_COLUMNS, pages, paper_from_row, rows_in
+from indexer.store.writes import RecordWrites
+from indexer.vectors.base import VectorIndex
+from models.embedder import ModelInfo
+from models.errors import IndexCorrupt, IndexModelMismatch, IndexNotBuilt, InvalidInput
+from models.paper import Paper
+from models.query import Filters
+
+
+class IndexStore(RecordWrites):
+    """One index directory, open for reading (and for writing when created with `create`)."""
+
+    def __init__(self, directory: Path, connection: sqlite3.Connection):
+        self.directory = directory
+        self._db = connection
+        # One connection may be shared by threads (the API's threadpool); SQLite cannot nest
+        # transactions on one connection, so transactions take turns.
+        self._transaction_lock = threading.Lock()
+        # Why the last load_vector_index did not use the FAISS file (None: it used it).
+        self.vector_file_problem: str | None = None
+
+    # --- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, directory: str | Path) -> IndexStore:
+        """Open an existing index; IndexNotBuilt when there is none, IndexCorrupt when unreadable."""
+        directory = Path(directory)
+        db_path = layout.db_file(directory)
+        if not db_path.is_file():
+            raise IndexNotBuilt(
+                f"No index in {directory} - run 'papersearch index papers.jsonl --index {directory}' first."
+            )
+        store = cls(directory, schema.connect(db_path))
+        schema.check_readable(store._db, directory)
+        return store
+
+    @classmethod
+    def create(cls, directory: str | Path, model: ModelInfo) -> IndexStore:
+        """Open the index in `directory`, creating it for `model` if it does not exist yet."""
+        directory = Path(directory)
+        if directory.exists() and not directory.is_dir():
+            raise InvalidInput(f"{directory} exists and is not a directory")
+        directory.mkdir(parents=True, exist_ok=True)
+        store = cls(directory, schema.connect(layout.db_file(directory)))
+        schema.migrate(store._db)
+        with store._db:
+            if store._meta_get("model_name") is None:
+                store._meta_set_many({
+                    "format_version": str(schema.FORMAT_VERSION),
+                    "model_name": model.name,
+                    "model_fingerprint": model.fingerprint,
+                    "dimension": str(model.dimension),
+                    "index_type": vectors.AUTO,
+                    "generation": "0",
+                    "created_at": str(int(time.time())),
+                })
+        store.check_model(model)
+        store.write_manifest()
+        return store
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- the one read path --------------------------------------------------------------------
+
+    def _fetch(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        """All rows of one query; a damaged database raises IndexCorrupt."""
+        with schema.damage_as_corrupt(self.directory):
+            return self._db.execute(sql, params).fetchall()
+
+    def _pages(self, columns: str, chunk_size: int) -> Iterator[list[tuple]]:
+        return pages(self._fetch, columns, chunk_size)
+
+    def _rows_in(self, sql: str, keys: Iterable) -> Iterator[tuple]:
+        return rows_in(self._fetch, sql, keys)
+
+    # --- metadata -----------------------------------------------------------------------------
+
+    def _meta_get(self, key: str) -> str | None:
+        rows = self._fetch("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0][0] if rows else None
+
+    def _meta_set_many(self, values: dict[str, str]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", values.items())
+
+    @property
+    def model(self) -> ModelInfo:
+        """The model the index was built with."""
+        return ModelInfo(self._meta_get("model_name"), self._meta_get("model_fingerprint"),
+                         int(self._meta_get("dimension")))
+
+    @property
+    def index_type(self) -> str:
+        """The requested vector index type ("auto" or one of the kinds)."""
+        return self._meta_get("index_type") or vectors.AUTO
+
+    def set_index_type(self, index_type: str) -> None:
+        vectors.resolve_index_type(index_type, 0)  # validates the name
+        with self._transaction_lock, self._db:
+            self._meta_set_many({"index_type": index_type})
+
+    @property
+    def generation(self) -> int:
+        """Write counter: bumped by every committed write."""
+        return int(self._meta_get("generation") or 0)
+
+    def check_model(self, model: ModelInfo) -> None:
+        """Raise IndexModelMismatch unless `model` is the one the index was built with."""
+        mine = self.model
+        if (mine.fingerprint, mine.dimension) != (model.fingerprint, model.dimension):
+            raise IndexModelMismatch(
+                f"The index in {self.directory} was built with model {mine.name!r} "
+                f"(fingerprint {mine.fingerprint}, {mine.dimension} dimensions), not with "
+                f"{model.name!r} (fingerprint {model.fingerprint}, {model.dimension} dimensions). "
+                f"Use --model {mine.name!r}, or index into a new --index directory."
+            )
+
+    def count(self) -> int:
+        return self._fetch("SELECT count(*) FROM papers")[0][0]
+
+    def manifest(self) -> dict:
+        """The manifest as written to the manifest file."""
+        model = self.model
+        return {
+            "format_version": schema.FORMAT_VERSION,
+            "model": {"name": model.name, "fingerprint": model.fingerprint},
+            "dimension": model.dimension,
+            "index_type": self.index_type,
+            "generation": self.generation,
+            "papers": self.count(),
+            "updated_at": int(time.time()),
+        }
+
+    def write_manifest(self) -> None:
+        data = json.dumps(self.manifest(), indent=2).encode() + b"\n"
+        layout.atomic_write_bytes(layout.manifest_file(self.directory), data)
+
+    def size_on_disk(self) -> int:
+        return sum(p.stat().st_size for p in self.directory.rglob("*") if p.is_file())
+
+    # --- reading records ----------------------------------------------------------------------
+
+    def stored_hashes(self, paper_ids: Iterable[str]) -> dict[str, tuple[str, Paper]]:
+        """paper_id -> (content hash, stored Paper) for the ids that are present."""
+        sql = f"SELECT {PAPER_COLUMNS}, content_hash FROM papers WHERE paper_id IN ({{marks}})"
+        return {row[1]: (row[PAPER_COLUMN_COUNT], paper_from_row(row)) for row in self._rows_in(sql, paper_ids)}
+
+    def get_papers(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
+        """paper_id -> Paper for the ids that are present."""
+        return {pid: paper for pid, (_, paper) in self.stored_hashes(paper_ids).items()}
+
+    def papers_by_rowid(self, rowids: Iterable[int]) -> dict[int, Paper]:
+        """rowid -> Paper for the given FAISS ids."""
+        sql = f"SELECT {PAPER_COLUMNS} FROM papers WHERE rowid IN ({{marks}})"
+        return {row[0]: paper_from_row(row) for row in self._rows_in(sql, [int(r) for r in rowids])}
+
+    def rowids_for(self, paper_ids: Iterable[str]) -> dict[str, int]:
+        """paper_id -> rowid for the ids that are present."""
+        sql = "SELECT rowid, paper_id FROM papers WHERE paper_id IN ({marks})"
+        return {pid: rowid for rowid, pid in self._rows_in(sql, paper_ids)}
+
+    def embeddings_for(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
+        """paper_id -> stored embedding for the ids that are present."""
+        sql = "SELECT paper_id, embedding FROM papers WHERE paper_id IN ({marks})"
+        out: dict[str, np.ndarray] = {}
+        size = self.model.dimension * 4
+        for pid, blob in self._rows_in(sql, paper_ids):
+            if len(blob or b"") != size:
+                raise IndexCorrupt(f"{layout.db_file(self.directory)}: the stored embedding of {pid!r} is damaged. "
+                                   f"Run 'papersearch check --repair --index {self.directory}'.")
+            out[pid] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def embeddings_by_rowid(self, rowids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(found rowids, their stored vectors) for FAISS ids; rows deleted meanwhile are skipped."""
+        rows = list(self._rows_in("SELECT rowid, embedding FROM papers WHERE rowid IN ({marks})",
+                                  [int(r) for r in rowids]))
+        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.model.dimension)
+        return np.array([r[0] for r in rows], dtype=np.int64), matrix
+
+    def iter_embeddings(self, chunk_size: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(rowids, vectors) chunks over the whole index, in rowid order."""
+        dimension = self.model.dimension
+        for rows in self._pages("rowid, embedding", chunk_size):
+            if any(len(r[1] or b"") != dimension * 4 for r in rows):
+                raise IndexCorrupt(f"{layout.db_file(self.directory)}: stored embeddings are not "
+                                   f"{dimension}-dimensional. Run 'papersearch check --repair --index "
+                                   f"{self.directory}'.")
+            rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            yield rowids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
+
+    def sample_embeddings(self, size: int) -> np.ndarray:
+        """About `size` stored vectors spread evenly over the index (every n-th row), for training."""
+        stride = max(1, self.count() // max(size, 1))
+        parts = [matrix[rowids % stride == 0] for rowids, matrix in self.iter_embeddings()]
+        sample = np.concatenate(parts) if parts else np.zeros((0, self.model.dimension), np.float32)
+        return sample[:size]
+
+    def iter_content_hashes(self, chunk_size: int = 50_000) -> Iterator[list[tuple[str, str]]]:
+        """Chunks of (paper_id, content hash) over the whole index, in rowid order."""
+        for rows in self._pages("rowid, paper_id, content_hash", chunk_size):
+            yield [(r[1], r[2]) for r in rows]
+
+    def iter_papers(self, chunk_size: int = 5_000) -> Iterator[tuple[int, Paper]]:
+        """(rowid, Paper) over the whole index, in rowid order."""
+        for rows in self._pages(PAPER_COLUMNS, chunk_size):
+            for row in rows:
+                yield row[0], paper_from_row(row)
+
+    def iter_stored(self, chunk_size: int = 2_000) -> Iterator[tuple[int, Paper, str, bytes]]:
+        """(rowid, Paper, content hash, raw embedding bytes) for every row, for `check`.
+
+        Raw bytes rather than arrays, so a damaged embedding can be reported instead of raising.
+        """
+        for rows in self._pages(f"{PAPER_COLUMNS}, content_hash, embedding", chunk_size):
+            for row in rows:
+                yield row[0], paper_from_row(row), row[PAPER_COLUMN_COUNT], bytes(row[PAPER_COLUMN_COUNT + 1] or b"")
+
+    def integrity_problems(self) -> list[str]:
+        """SQLite's own page and index check (PRAGMA quick_check); empty when the file is sound."""
+        try:
+            rows = [r[0] for r in self._db.execute("PRAGMA quick_check(20)").fetchall()]
+        except sqlite3.DatabaseError as exc:
+            return [str(exc)]
+        return [] if rows == ["ok"] else rows
+
+    def filter_rowids(self, filters: Filters) -> np.ndarray:
+        """Row ids of the papers that pass `filters` (year range, category, author)."""
+        where, params = filter_where(filters)
+        rows = self._fetch(f"SELECT rowid FROM papers WHERE {where}", params)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def all_rowids(self) -> np.ndarray:
+        """Every stored row id, ascending."""
+        rows = self._fetch("SELECT rowid FROM papers ORDER BY rowid")
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    # --- the FAISS file -------------------------------------------------------------------------
+
+    def build_vector_index(self) -> VectorIndex:
+        """A fresh vector index from the stored embeddings (no model needed)."""
+        count = self.count()
+        index = vectors.new_index(vectors.resolve_index_type(self.index_type, count), self.model.dimension, count)
+        if index.needs_training and count:  # IVF-PQ: lists and codebooks come from a sample
+            index.train(self.sample_embeddings(index.training_size(count)))
+        for rowids, matrix in self.iter_embeddings():
+            index.add(rowids, matrix)
+        return index
+
+    def load_vector_index(self, generation: int | None = None) -> tuple[VectorIndex, int]:
+        """The vector index for the current generation: from its file, else rebuilt from SQLite.
+
+        Returns the index and the generation it reflects. Why the file was not used (missing,
+        stale, damaged) is left in `vector_file_problem`.
+        """
+        with self._transaction_lock, schema.damage_as_corrupt(self.directory), self._db:
+            self._db.execute("BEGIN")  # one read snapshot: generation and rows agree
+            generation = self.generation if generation is None else generation
+            index, problem = self.vector_file_status(generation)
+            if index is None:
+                index = self.build_vector_index()
+        self.vector_file_problem = problem
+        return index, generation
+
+    def vector_file_status(self, generation: int) -> tuple[VectorIndex | None, str | None]:
+        """(index, None) when the file for `generation` matches SQLite, else (None, what is wrong).
+
+        Call inside a read transaction so the rows compared are the ones of `generation`.
+        """
+        return vector_file.read_verified(self.directory, generation, self._meta_get("vectors_digest"),
+                                         self.model.dimension, self.all_rowids)
+
+    def has_vector_file(self, generation: int) -> bool:
+        """Whether a FAISS file for `generation` exists (verified or not)."""
+        return layout.vector_file(self.directory, generation).is_file()
+
+    def save_vector_index(self, index: VectorIndex, generation: int) -> None:
+        """Persist `index` as the file for `generation`, record its checksum, drop older files.
+
+        Only a process holding the write lock may call this.
+        """
+        record = vector_file.write(self.directory, index, generation)
+        with self._transaction_lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._meta_set_many({"vectors_digest": record})
+        vector_file.remove_other_generations(self.directory, generation)
+
+    def leftover_files(self) -> list[Path]:
+        """Files an interrupted write left behind: temp files and FAISS files of other generations."""
+        return vector_file.leftover_files(self.directory, self.generation)
+
+    def remove_temp_files(self) -> None:
+        """Delete temp files of writes that died mid-way. Only call while holding the write lock."""
+        for path in self.leftover_files():
+            if layout.is_temp_file(path):
+                path.unlink(missing_ok=True)

@@ -1,0 +1,115 @@
+"""The SQLite side of an index: schema steps, connecting, readability checks, and damage.
+
+Damage (a malformed page, a file that is not a database, a disk I/O error) becomes IndexCorrupt
+with the next step to take, in `damage_as_corrupt`, which every read of the store goes through.
+"database is locked" and other operational errors are not damage and pass through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from indexer.store import layout
+from models.errors import IndexCorrupt, IndexNotBuilt
+
+FORMAT_VERSION = 1
+
+# Schema steps, applied in order; PRAGMA user_version records how many have run.
+MIGRATIONS = (
+    """
+    CREATE TABLE papers (
+        rowid INTEGER PRIMARY KEY,          -- the FAISS id
+        paper_id TEXT NOT NULL UNIQUE,      -- the external id
+        title TEXT NOT NULL,
+        abstract TEXT NOT NULL,
+        authors TEXT NOT NULL,              -- JSON list
+        year INTEGER,
+        categories TEXT NOT NULL,           -- JSON list
+        venue TEXT, url TEXT, doi TEXT,
+        extra TEXT NOT NULL,                -- JSON object of unknown input fields
+        content_hash TEXT NOT NULL,         -- of embedded text + model fingerprint
+        embedding BLOB NOT NULL             -- float32 x dimension
+    );
+    CREATE INDEX papers_year ON papers(year);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+)
+
+# Metadata every finished index records.
+REQUIRED_META = ("model_name", "model_fingerprint", "dimension", "generation")
+
+
+def connect(db_path: Path) -> sqlite3.Connection:
+    """A connection shared by threads, in WAL mode, in autocommit (transactions are explicit)."""
+    try:
+        connection = sqlite3.connect(db_path, timeout=30, check_same_thread=False, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA busy_timeout=30000")
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorrupt(f"{db_path} is not a readable SQLite database ({exc}). It holds the records and "
+                           "embeddings: restore it from a backup, or re-index your input files into a new "
+                           "directory.") from exc
+    return connection
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Run the schema steps this database has not had yet."""
+    done = db.execute("PRAGMA user_version").fetchone()[0]
+    for step, script in enumerate(MIGRATIONS[done:], start=done + 1):
+        db.executescript(f"BEGIN; {script}; PRAGMA user_version={step}; COMMIT;")
+
+
+def check_readable(db: sqlite3.Connection, directory: Path) -> None:
+    """IndexNotBuilt for an unfinished index, IndexCorrupt for a damaged or too new one."""
+    db_path = layout.db_file(directory)
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            # What a reader sees in the instant an index run creates the file, or after a run was
+            # killed right then; also a file emptied by damage. A rerun of the index fixes all three.
+            raise IndexNotBuilt(f"{db_path} holds no PaperSearch tables: the index was "
+                                "never finished, or the file was emptied. Run 'papersearch index FILE "
+                                f"--index {directory}' (again), or restore it from a backup.")
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.DatabaseError as exc:
+        raise IndexCorrupt(f"{db_path} is damaged ({exc}). "
+                           "Rebuild the index from your input files into a new directory.") from exc
+    fmt = int(meta.get("format_version") or 0)
+    if fmt > FORMAT_VERSION:
+        raise IndexCorrupt(f"{directory} uses index format {fmt}; this PaperSearch reads up to "
+                           f"{FORMAT_VERSION}. Upgrade PaperSearch.")
+    missing = [key for key in REQUIRED_META if meta.get(key) is None]
+    if missing:
+        # The tables exist but the first write never committed its metadata: a run that was
+        # killed while creating the index, or one that is creating it right now.
+        raise IndexNotBuilt(
+            f"The index in {directory} was never finished (no {', '.join(missing)} recorded). "
+            f"If an index run is starting, wait for it; otherwise run 'papersearch index FILE "
+            f"--index {directory}' again."
+        )
+
+
+def is_damage(exc: sqlite3.DatabaseError) -> bool:
+    """Whether an SQLite error means the file is damaged (not merely busy or full)."""
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return "malformed" in text or "disk i/o" in text or "not a database" in text
+    return True
+
+
+@contextlib.contextmanager
+def damage_as_corrupt(directory: Path) -> Iterator[None]:
+    """Turn SQLite's "the file is damaged" errors inside the block into IndexCorrupt."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if not is_damage(exc):
+            raise
+        raise IndexCorrupt(
+            f"{layout.db_file(directory)} is damaged ({exc}). "
+            f"Run 'papersearch check --index {directory}' to see what can be restored."
+        ) from exc

@@ -1,0 +1,22 @@
+"""What a caller may ask for: filters on which papers may come back, and the search modes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# "dense" (embedding similarity), "lexical" (BM25) or "hybrid" (both, fused).
+MODES = ("dense", "lexical", "hybrid")
+DEFAULT_MODE = "hybrid"
+
+
+@dataclass
+class Filters:
+    """Restrictions on which papers may be returned; all None means no restriction."""
+
+    year_from: int | None = None
+    year_to: int | None = None
+    category: str | None = None
+    author: str | None = None
+
+    def active(self) -> bool:
+        return any(v not in (None, "") for v in (self.year_from, self.year_to, self.category, self.author))
