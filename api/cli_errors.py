@@ -45,6 +45,10 @@ class UsageError(Exception):
     """Arguments that cannot go together, or a value out of range: exit status 2."""
 
 
+class DiskFull(PaperSearchError):
+    """Too little free space for a write, found before it started (the message says how much)."""
+
+
 def describe_os_error(exc: OSError, where: Path | None) -> str:
     """One line: the path (or the index directory, when the OS did not name one), what went wrong, what to do."""
     path = exc.filename or where
@@ -58,25 +62,46 @@ def _sqlite_as_os_error(exc: sqlite3.Error) -> OSError | None:
     return OSError(number, os.strerror(number)) if number else None
 
 
-def full_disk_note(directory: Path | None) -> str:
-    """' (the disk holding DIR has only N KB free)' when nearly full, else ''."""
-    free = free_bytes(directory)
-    if free is None or free >= MIN_FREE_BYTES:
+def environment_note(directory: Path | None) -> str:
+    """' (note: ...)' when the disk holding `directory` is nearly full or read-only, else ''.
+
+    SQLite reports both as "disk I/O error" or "unable to open database file", which reads like damage.
+    """
+    existing = nearest_existing(directory)
+    if existing is None:
         return ""
-    return f" (note: the disk holding {directory} has only {free // 1024} KB free)"
+    if is_read_only(existing):
+        return f" (note: {directory} is on a read-only file system)"
+    free = free_bytes(existing)
+    if free is not None and free < MIN_FREE_BYTES:
+        return f" (note: the disk holding {directory} has only {free // 1024} KB free)"
+    return ""
 
 
-def free_bytes(directory: Path | None) -> int | None:
-    """Free bytes on the file system that holds `directory` (or its nearest existing parent)."""
+def nearest_existing(directory: Path | None) -> Path | None:
+    """`directory`, or its nearest parent that exists."""
     if directory is None:
         return None
     path = Path(directory).absolute()
     while not path.exists() and path != path.parent:
         path = path.parent
+    return path
+
+
+def free_bytes(directory: Path | None) -> int | None:
+    """Free bytes on the file system that holds `directory` (or its nearest existing parent)."""
     try:
-        return shutil.disk_usage(path).free
-    except OSError:
+        return shutil.disk_usage(nearest_existing(directory)).free
+    except (OSError, TypeError):
         return None
+
+
+def is_read_only(directory: Path | None) -> bool:
+    """True when `directory` (or its nearest existing parent) is on a read-only mount."""
+    try:
+        return bool(os.statvfs(nearest_existing(directory)).f_flag & os.ST_RDONLY)
+    except (OSError, TypeError):
+        return False
 
 
 def _quiet_stdout() -> None:
@@ -106,7 +131,8 @@ def run_command(command: Callable[[], int], prog: str, where: Callable[[], Path 
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except PaperSearchError as exc:
-        print(f"error: {exc}{full_disk_note(_safe(where))}", file=sys.stderr)
+        note = "" if isinstance(exc, DiskFull) else environment_note(_safe(where))
+        print(f"error: {exc}{note}", file=sys.stderr)
         return EXIT_FAILURE
     except OSError as exc:
         print(f"error: {describe_os_error(exc, _safe(where))}", file=sys.stderr)
@@ -115,7 +141,7 @@ def run_command(command: Callable[[], int], prog: str, where: Callable[[], Path 
         directory = _safe(where)
         as_os = _sqlite_as_os_error(exc)
         line = describe_os_error(as_os, directory) if as_os else f"{directory}: the index database failed ({exc})"
-        print(f"error: {line}{full_disk_note(directory) if not as_os else ''}", file=sys.stderr)
+        print(f"error: {line}{environment_note(directory) if not as_os else ''}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         print("interrupted; everything written before this point is kept", file=sys.stderr)

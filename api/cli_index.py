@@ -7,14 +7,16 @@ and the rest indexed, 1 every record of a file rejected (or any failure).
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
-from api.cli_errors import EXIT_FAILURE, EXIT_OK, EXIT_SOME_REJECTED, MIN_FREE_BYTES, free_bytes
+from api.cli_errors import EXIT_FAILURE, EXIT_OK, EXIT_SOME_REJECTED, MIN_FREE_BYTES, DiskFull, free_bytes, is_read_only
 from api.cli_output import report_counts
 from models.config import Settings
-from models.errors import InvalidInput, PaperSearchError
+from models.errors import InvalidInput
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
@@ -71,7 +73,7 @@ def _check_input_files(paths: list[Path]) -> None:
 
 
 def check_room_to_write(settings: Settings, incoming_bytes: int = 0) -> None:
-    """Refuse a write the disk cannot take, before anything changes.
+    """Refuse a write the disk cannot take (read-only, or too full), before anything changes.
 
     The writer's steps are each atomic, but a run has several (records, vectors file, manifest),
     so running out of space part way would leave some of them done. The need is a rough upper
@@ -79,11 +81,13 @@ def check_room_to_write(settings: Settings, incoming_bytes: int = 0) -> None:
     at most about half of what the index's own files hold today (the rest is the records' text).
     """
     directory = settings.index_dir
+    if is_read_only(directory):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(directory))
     current = sum(p.stat().st_size for p in directory.iterdir() if p.is_file()) if directory.is_dir() else 0
     needed = MIN_FREE_BYTES + 4 * incoming_bytes + current // 2
     free = free_bytes(directory)
     if free is not None and free < needed:
-        raise PaperSearchError(f"{directory}: the disk is full ({free // 1024} KB free; this write needs about "
+        raise DiskFull(f"{directory}: the disk is full ({free // 1024} KB free; this write needs about "
                                f"{needed // 1024} KB); free some space and run the command again. "
                                "Nothing was changed.")
 
