@@ -55,7 +55,6 @@ def _whole_number(minimum: int, maximum: int | None = None):
             raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
         return value
 
-    parse.__name__ = "number"  # argparse names the type in its messages
     return parse
 
 
