@@ -76,20 +76,19 @@ def check_room_to_write(settings: Settings, incoming_bytes: int = 0) -> None:
     """Refuse a write the disk cannot take (read-only, or too full), before anything changes.
 
     The writer's steps are each atomic, but a run has several (records, vectors file, manifest),
-    so running out of space part way would leave some of them done. The need is a rough upper
-    bound: records and vectors of the input (a few times its size) plus a rewritten vectors file,
-    at most about half of what the index's own files hold today (the rest is the records' text).
+    so running out of space part way would leave some of them done. The estimate is set low, so
+    that it only refuses writes that cannot fit: the input's text is stored at least once, and
+    the vectors file (about a quarter of the index's top-level files) is written anew.
     """
     directory = settings.index_dir
     if is_read_only(directory):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(directory))
     current = sum(p.stat().st_size for p in directory.iterdir() if p.is_file()) if directory.is_dir() else 0
-    needed = MIN_FREE_BYTES + 4 * incoming_bytes + current // 2
+    needed = MIN_FREE_BYTES + incoming_bytes + current // 4
     free = free_bytes(directory)
     if free is not None and free < needed:
-        raise DiskFull(f"{directory}: the disk is full ({free // 1024} KB free; this write needs about "
-                               f"{needed // 1024} KB); free some space and run the command again. "
-                               "Nothing was changed.")
+        raise DiskFull(f"{directory}: the disk is full ({free // 1024} KB free; this write needs at least "
+                       f"{needed // 1024} KB); free some space and run the command again. Nothing was changed.")
 
 
 def _index_on_ray(args: argparse.Namespace, settings: Settings) -> int:

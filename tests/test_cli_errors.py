@@ -99,6 +99,16 @@ def test_a_full_disk_is_one_line_and_leaves_the_index_as_it_was(command, tmp_pat
         assert main(["check", "--index", str(index_dir)]) == 0
 
 
+def test_a_write_that_fits_on_a_nearly_full_disk_is_not_refused(tmp_path, sample_index_dir, new_papers, capsys):
+    with tmpfs(tmp_path / "snug", "120m") as disk:
+        # With the ONNX export this time: a write session would otherwise export one (87 MB).
+        index_dir = disk / "index"
+        shutil.copytree(sample_index_dir, index_dir, ignore=shutil.ignore_patterns("write.lock"))
+        _fill(disk, leave_bytes=3 << 20)
+        assert main(["index", str(new_papers), "--index", str(index_dir), "--json"]) == 0, capsys.readouterr().err
+        assert len(snapshot(index_dir)[0]) == 48
+
+
 def test_a_read_only_directory_is_one_line_for_writes(tmp_path, sample_index_dir, new_papers, capsys):
     with tmpfs(tmp_path / "ro", "4m") as disk:
         index_dir = _copy_index(sample_index_dir, disk / "index")
