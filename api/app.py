@@ -42,11 +42,12 @@ from api.schemas import (
     bounded_requests,
 )
 from api.service import IndexService
+from api.shard_service import ShardService
 from indexer import vectors
 from models.config import Settings
 from models.embedder import Embedder
 from models.errors import PaperNotFound, PaperSearchError
-from models.query import MODES, Filters
+from models.query import Filters
 from search.engine import SearchEngine
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -66,10 +67,12 @@ The search page is at `/`; the embeddable widget at `/widget.js`.
 """
 
 
-def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None) -> FastAPI:
-    """The FastAPI app over `settings.index_dir`. `embedder` lets tests share one loaded model."""
+def create_app(settings: Settings | None = None, *, embedder: Embedder | None = None,
+               service: IndexService | ShardService | None = None) -> FastAPI:
+    """The FastAPI app over `settings.index_dir`. `embedder` lets tests share one loaded model;
+    `service` serves something else with the same routes, such as shards (api/shard_service.py)."""
     settings = settings or Settings.from_env()
-    service = IndexService(settings, embedder=embedder)
+    service = service or IndexService(settings, embedder=embedder)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -89,7 +92,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                        allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"],
                        max_age=600)
-    routers = (_read_routes(settings), _write_routes(settings), _page_routes())
+    routers = (_read_routes(settings, service), _write_routes(settings), _page_routes())
     for router in routers:
         app.include_router(router)
     # Every route, flat, for the Allow header of a 405 (include_router keeps routers nested).
@@ -140,11 +143,11 @@ def _page(hits, limit: int, offset: int, started: float, max_offset: int) -> dic
 # --- reading ------------------------------------------------------------------------------------
 
 
-def _read_routes(settings: Settings) -> APIRouter:
+def _read_routes(settings: Settings, service: IndexService | ShardService) -> APIRouter:
     router = APIRouter(responses=ERROR_RESPONSES)
     Limit = Annotated[int, Query(ge=1, le=settings.max_limit, description="results per page")]
     Offset = Annotated[int, Query(ge=0, le=settings.max_offset, description="results to skip (paging)")]
-    Mode = Literal[MODES]  # type: ignore[valid-type]  # the engine's modes, whatever they are
+    Mode = Literal[service.modes]  # type: ignore[valid-type]  # the engine's modes, whatever they are
     RelatedRequest, RecommendRequest = bounded_requests(settings)
     filters_from_query = filter_params(settings)
 
@@ -155,7 +158,7 @@ def _read_routes(settings: Settings) -> APIRouter:
         filters: Annotated[Filters, Depends(filters_from_query)],
         limit: Limit = 10,
         offset: Offset = 0,
-        mode: Annotated[Mode, Query(description="ranking method")] = DEFAULT_MODE,
+        mode: Annotated[Mode, Query(description="ranking method")] = service.default_mode,
     ):
         """Papers ranked by relevance to a free-text query. Pages are stable and never overlap."""
         started = time.perf_counter()
@@ -221,8 +224,9 @@ def _read_routes(settings: Settings) -> APIRouter:
         return {"papers": manifest["papers"], "model": manifest["model"]["name"],
                 "model_fingerprint": manifest["model"]["fingerprint"], "dimension": manifest["dimension"],
                 "index_type": kind, "generation": manifest["generation"], "size_bytes": size,
-                "modes": list(MODES), "default_mode": DEFAULT_MODE, "writes_enabled": service.writes_enabled,
-                "max_limit": settings.max_limit, "max_query_chars": settings.max_query_chars,
+                "modes": list(service.modes), "default_mode": service.default_mode,
+                "writes_enabled": service.writes_enabled, "max_limit": settings.max_limit,
+                "max_query_chars": settings.max_query_chars,
                 "max_body_bytes": settings.max_body_bytes}
 
     return router
@@ -250,9 +254,15 @@ def _require_api_key(settings: Settings) -> Callable:
     return require
 
 
+async def _refuse_read_only(service: Service) -> None:
+    if service.read_only:
+        service.refuse_write()
+
+
 def _write_routes(settings: Settings) -> APIRouter:
-    router = APIRouter(responses=WRITE_ERROR_RESPONSES, dependencies=[Depends(_require_api_key(settings))],
-                       tags=["papers"])
+    # A read-only service (shards) refuses before the key is asked for: no key would help.
+    router = APIRouter(responses=WRITE_ERROR_RESPONSES, tags=["papers"],
+                       dependencies=[Depends(_refuse_read_only), Depends(_require_api_key(settings))])
     @router.post("/papers", response_model=WriteResponse, openapi_extra=UPLOAD_BODY)
     async def upsert_papers(service: Service, request: Request):
         """Add or replace papers (a JSON list of records, or NDJSON; fields as in `papersearch index`).

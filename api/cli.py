@@ -1,6 +1,14 @@
 """The `papersearch` command line. Each subcommand builds Settings, calls indexer/search, prints.
 
-Exit codes: 0 success, 1 a user error (message on stderr), 2 bad usage.
+Exit statuses (api/cli_errors.py maps every failure to one of them, with one line on stderr):
+
+    0    success
+    1    failure: a user's mistake (unknown id, no index, bad input file) or an environment
+         fault (full disk, read-only or missing directory); `index` when every record was rejected
+    2    usage error: unknown option, value out of range, arguments that conflict
+    3    `index`: some records were rejected (listed on stderr), the rest were indexed
+    130  interrupted (Ctrl-C)
+    141  the output pipe closed early (`papersearch search ... | head`): stops quietly
 """
 
 from __future__ import annotations
@@ -10,9 +18,12 @@ import json
 import sys
 from pathlib import Path
 
+from api.cli_errors import UsageError, run_command
+from api.cli_index import check_room_to_write, cmd_index
+from api.cli_output import print_check, print_hits
 from indexer.vectors import INDEX_TYPES  # names only: FAISS is not imported for `--help`
 from models.config import Settings, default_index_dir
-from models.errors import PaperSearchError
+from models.errors import InvalidInput, PaperSearchError
 from models.query import DEFAULT_MODE, MODES  # the vocabulary only: `--help` never imports the engine
 
 EXAMPLES = {
@@ -31,6 +42,24 @@ EXAMPLES = {
 }
 
 
+def _whole_number(minimum: int, maximum: int | None = None):
+    """An argparse type: an integer in [minimum, maximum], else a usage error naming the range."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+PORT = _whole_number(0, 65535)
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", dest="index_dir", type=Path, default=None,
                         help=f"index directory (default: $PAPERSEARCH_INDEX or {default_index_dir()})")
@@ -42,8 +71,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", "-k", type=int, default=10, help="how many results (default 10)")
-    parser.add_argument("--offset", type=int, default=0, help="skip this many results (paging)")
+    parser.add_argument("--limit", "-k", type=_whole_number(1), default=10, help="how many results (default 10)")
+    parser.add_argument("--offset", type=_whole_number(0), default=0, help="skip this many results (paging)")
     parser.add_argument("--year-from", type=int, help="only papers from this year on")
     parser.add_argument("--year-to", type=int, help="only papers up to this year")
     parser.add_argument("--category", help="only this category (e.g. cs.CV, or cs for all cs.*)")
@@ -66,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", type=Path, help="input file(s)")
     p.add_argument("--format", choices=("jsonl", "csv", "arxiv", "beir"), help="force the input format")
     p.add_argument("--strict", action="store_true", help="reject the whole run if any record is bad")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--batch-size", type=_whole_number(1), default=None,
                    help="papers per model call (default 8; 64 or more on a GPU)")
     p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default=None,
                    help="encoder runtime: torch (sentence-transformers, default), onnx (same vectors, "
@@ -77,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="embed on a Ray cluster (needs the 'ray' extra): ADDRESS like ray://head:10001, "
                         "else $RAY_ADDRESS, else a small local Ray")
-    p.add_argument("--replicas", type=int, default=None,
+    p.add_argument("--replicas", type=_whole_number(1), default=None,
                    help="with --ray: model replicas (default: one per GPU, else one per CPU)")
 
     p = command("search", "Rank papers by relevance to a free-text query.")
@@ -113,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("serve", "Serve the JSON API, the search page (/) and the widget (/widget.js) over HTTP.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    p.add_argument("--port", type=PORT, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--sample", action="store_true",
                    help="if the index directory holds no index yet, build it from the bundled 24-paper sample")
 
@@ -145,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="with split: directory to create shard-0, shard-1, ... in")
     p.add_argument("--count", type=int, default=2, help="with split: number of shards (default 2)")
     p.add_argument("--host", default="127.0.0.1", help="with serve: address to listen on")
-    p.add_argument("--port", type=int, default=8000, help="with serve: port (default 8000)")
+    p.add_argument("--port", type=PORT, default=8000, help="with serve: port (default 8000)")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="with serve: Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
     _add_filters(p)
@@ -153,10 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(index_dir=args.index_dir, model=args.model,
-                             batch_size=getattr(args, "batch_size", None),
-                             index_type=getattr(args, "index_type", None),
-                             backend=getattr(args, "backend", None))
+    settings = Settings.from_env(index_dir=args.index_dir, model=args.model,
+                                 batch_size=getattr(args, "batch_size", None),
+                                 index_type=getattr(args, "index_type", None),
+                                 backend=getattr(args, "backend", None))
+    if settings.index_dir.exists() and not settings.index_dir.is_dir():
+        raise InvalidInput(f"{settings.index_dir} is a file, not an index directory; pass a directory with --index "
+                           "(a new one is created by 'papersearch index').")
+    return settings
 
 
 def _filters(args: argparse.Namespace):
@@ -165,85 +198,7 @@ def _filters(args: argparse.Namespace):
     return Filters(year_from=args.year_from, year_to=args.year_to, category=args.category, author=args.author)
 
 
-def _print_hits(hits, as_json: bool) -> None:
-    if as_json:
-        for hit in hits:
-            print(json.dumps(hit.to_dict(), ensure_ascii=False))
-        return
-    if not hits:
-        print("No results.")
-    for hit in hits:
-        paper = hit.paper
-        authors = ", ".join(paper.authors[:3]) + (" et al." if len(paper.authors) > 3 else "")
-        facts = " · ".join(x for x in (str(paper.year or ""), " ".join(paper.categories), authors) if x)
-        print(f"{hit.rank:>3}. [{hit.score:.3f}] {paper.title}")
-        print(f"     {paper.paper_id}" + (f" · {facts}" if facts else ""))
-        if hit.snippet:
-            print(f"     {_terminal_snippet(hit.snippet)}")
-
-
-def _terminal_snippet(snippet_html: str) -> str:
-    """A hit's HTML snippet for a terminal: marks in bold on a tty, plain text otherwise."""
-    import html
-
-    bold, plain = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
-    return html.unescape(snippet_html.replace("<mark>", bold).replace("</mark>", plain))
-
-
 # --- subcommands --------------------------------------------------------------------------------
-
-
-def cmd_index(args: argparse.Namespace) -> int:
-    from indexer.build import estimate_records, index_file
-
-    settings = _settings(args)
-    if args.ray is not None:
-        return _index_on_ray(args, settings)
-    failed = 0
-    for path in args.paths:
-        bar = None
-        if not args.quiet and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            bar = tqdm(total=estimate_records(path), unit="paper", desc=path.name, file=sys.stderr)
-        try:
-            report = index_file(settings, path, fmt=args.format, strict=args.strict,
-                                progress=bar.update if bar else None,
-                                on_reject=lambda r: print(r, file=sys.stderr))
-        finally:
-            if bar:
-                bar.close()
-        for line in report.duplicates:
-            print(line, file=sys.stderr)
-        if args.json:
-            print(json.dumps({"file": str(path), "indexed": report.indexed, "unchanged": report.unchanged,
-                              "rejected": len(report.rejected), "embedded": report.embedded,
-                              "duplicates": len(report.duplicates), "seconds": round(report.seconds, 3)}))
-        else:
-            print(f"{path}: {report.summary()}", file=sys.stderr if args.quiet else sys.stdout)
-        failed += bool(report.rejected)
-    return 0
-
-
-def _index_on_ray(args: argparse.Namespace, settings: Settings) -> int:
-    from indexer.distributed import RayOptions, index_files_ray
-
-    options = RayOptions(address=args.ray or None, replicas=args.replicas, quiet=args.quiet or args.json)
-    report, run = index_files_ray(settings, args.paths, fmt=args.format, options=options, strict=args.strict,
-                                  on_reject=lambda r: print(r, file=sys.stderr))
-    for line in report.duplicates:
-        print(line, file=sys.stderr)
-    if args.json:
-        print(json.dumps({"files": [str(p) for p in args.paths], "indexed": report.indexed,
-                          "unchanged": report.unchanged, "rejected": len(report.rejected),
-                          "embedded": report.embedded, "duplicates": len(report.duplicates),
-                          "seconds": round(report.seconds, 3),
-                          "ray": {"address": run.address, "replicas": run.replicas,
-                                  "gpus_per_replica": run.gpus_per_replica}}))
-    else:
-        print(f"{len(args.paths)} file(s) on Ray ({run.address}, {run.replicas} replica(s)): {report.summary()}",
-              file=sys.stderr if args.quiet else sys.stdout)
-    return 0
 
 
 def _open_engine(args: argparse.Namespace):
@@ -254,25 +209,30 @@ def _open_engine(args: argparse.Namespace):
 
 def cmd_search(args: argparse.Namespace) -> int:
     engine = _open_engine(args)
-    _print_hits(engine.search(args.query, limit=args.limit, offset=args.offset, filters=_filters(args),
+    print_hits(engine.search(args.query, limit=args.limit, offset=args.offset, filters=_filters(args),
                               mode=args.mode, snippets=args.snippets), args.json)
     return 0
 
 
 def cmd_related(args: argparse.Namespace) -> int:
+    if args.paper_id is not None and args.text is not None:
+        raise UsageError(f"give a paper id or --text, not both (got {args.paper_id!r} and --text).")
     text = sys.stdin.read() if args.text == "-" else args.text
     if args.paper_id is None and text is None:
         raise PaperSearchError("Give a paper id, or --text with an abstract. Example: " + EXAMPLES["related"])
     engine = _open_engine(args)
-    hits = engine.related(paper_id=args.paper_id if text is None else None, text=text, limit=args.limit,
-                          offset=args.offset, filters=_filters(args))
-    _print_hits(hits, args.json)
+    hits = engine.related(paper_id=args.paper_id, text=text, limit=args.limit, offset=args.offset,
+                          filters=_filters(args))
+    print_hits(hits, args.json)
     return 0
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
+    both = sorted(set(args.positive) & set(args.negative))
+    if both:
+        raise UsageError(f"{', '.join(map(repr, both))} cannot be both liked (--positive) and disliked (--negative).")
     engine = _open_engine(args)
-    _print_hits(engine.recommend(args.positive, args.negative, limit=args.limit, offset=args.offset,
+    print_hits(engine.recommend(args.positive, args.negative, limit=args.limit, offset=args.offset,
                                  filters=_filters(args)), args.json)
     return 0
 
@@ -280,7 +240,9 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 def cmd_delete(args: argparse.Namespace) -> int:
     from indexer.build import delete_papers
 
-    deleted, missing = delete_papers(_settings(args), args.paper_ids)
+    settings = _settings(args)
+    check_room_to_write(settings)
+    deleted, missing = delete_papers(settings, args.paper_ids)
     for pid in missing:
         print(f"not in the index: {pid}", file=sys.stderr)
     if args.json:
@@ -338,39 +300,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_check(report, as_json: bool) -> int:
-    if as_json:
-        print(json.dumps(report.to_dict(), ensure_ascii=False))
-        return 0 if report.ok else 1
-    for line in report.repaired:
-        print(f"repaired: {line}")
-    if report.papers is not None:
-        print(f"{report.directory}: {report.papers} papers, generation {report.generation}, model {report.model}")
-    for problem in report.problems:
-        fix = "repairable" if problem.repairable else "not repairable here"
-        print(f"problem [{problem.part}] {problem.message} ({fix})")
-    if report.ok:
-        print("OK: records, embeddings, model, vectors and manifest agree.")
-        return 0
-    fixable = sum(p.repairable for p in report.problems)
-    hint = f" 'papersearch check --repair --index {report.directory}' can fix {fixable}." if fixable else ""
-    print(f"{len(report.problems)} problem(s).{hint}", file=sys.stderr)
-    return 1
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     from indexer.check import check_index, repair_index
 
     directory = _settings(args).index_dir
     report = repair_index(directory) if args.repair else check_index(directory)
-    return _print_check(report, args.json)
+    return print_check(report, args.json)
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from indexer.check import repair_index
 
     report = repair_index(_settings(args).index_dir, force=True, index_type=args.index_type)
-    return _print_check(report, args.json)
+    return print_check(report, args.json)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -399,7 +341,7 @@ def cmd_shards(args: argparse.Namespace) -> int:
             raise PaperSearchError("shards search needs a query. Example: " + EXAMPLES["shards"])
         router = ShardRouter.open_local(args.shard_dirs, settings=_settings(args))
         try:
-            _print_hits(router.search(args.query, limit=args.limit, offset=args.offset, filters=_filters(args)),
+            print_hits(router.search(args.query, limit=args.limit, offset=args.offset, filters=_filters(args)),
                         args.json)
         finally:
             router.close()
@@ -414,7 +356,8 @@ def cmd_shards(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "search": cmd_search, "related": cmd_related, "recommend": cmd_recommend,
+COMMANDS = {"index": lambda args: cmd_index(args, _settings(args)), "search": cmd_search, "related": cmd_related,
+            "recommend": cmd_recommend,
             "delete": cmd_delete, "info": cmd_info, "check": cmd_check, "rebuild": cmd_rebuild,
             "serve": cmd_serve, "eval": cmd_eval, "shards": cmd_shards}
 
@@ -435,15 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["bench"]:
         return _bench(argv[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except PaperSearchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; everything written before this point is kept", file=sys.stderr)
-        return 130
+    args = parser.parse_args(argv)  # usage errors: argparse prints them and exits 2
+    return run_command(lambda: COMMANDS[args.command](args), f"papersearch {args.command}",
+                       where=lambda: _settings(args).index_dir)
 
 
 if __name__ == "__main__":

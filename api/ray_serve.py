@@ -1,42 +1,43 @@
-"""Serve a sharded index on Ray Serve: one deployment per shard, and a router that merges them.
+"""Serve a sharded index on Ray Serve: one deployment per shard, and the HTTP app over a router.
 
-    HTTP ──> ShardRouterServer (encodes the query once; replicas: stateless, scale freely)
+    HTTP ──> ShardRouterServer (the app of api/app.py over a ShardRouter; replicas scale freely)
                  ├──> ShardServer "shard-0"  (a SearchEngine over shard 0's directory)
                  ├──> ShardServer "shard-1"
                  └──> ...
 
-Each shard server holds one shard's FAISS index and SQLite file and answers by vector, so only
-the router loads the model. Shards are placed by Ray: on a cluster, give each shard's replicas
-`num_cpus`/memory so they land on machines that can hold that shard in RAM, with the shard
-directories on each of them (or on shared storage). This module needs the `ray` extra.
+The ingress serves the same FastAPI app as `papersearch serve` (`create_app` with a
+`ShardService`), so routes, schemas, the error shape and the error-to-status mapping are the
+single-index server's: GET /search, /papers/{id}, /papers/{id}/related, /health, /stats and POST
+/related, /recommend. Search is dense only, and writes answer 403 `read_only`
+(api/shard_service.py says why).
 
-Routes (JSON): GET /search?q=...&limit=&offset=&year_from=&year_to=&category=&author=,
-GET /related?paper_id=..., GET /health. Errors: {"error": message, "status": code}.
+Each shard server holds one shard's FAISS index and SQLite file and answers by vector. The router
+encodes each query once with the shards' ONNX export (`search.engine.open_query_encoder`, as the
+single-index server does), read from the first shard directory: router replicas need that
+directory on their machine (shared storage, or a copy). Shards are placed by Ray: on a
+cluster, give each shard's replicas `num_cpus`/memory so they land on machines that can hold that
+shard in RAM, with the shard directories on each of them (or on shared storage). This module needs
+the `ray` extra.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
 from ray import serve
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 
+from api.shard_service import ShardService
+from indexer.store import IndexStore
 from models.config import Settings
-from models.embedder import Embedder
-from models.errors import IndexModelMismatch, InvalidInput, PaperNotFound, PaperSearchError
 from models.query import Filters
-from search.engine import SearchEngine
+from search.engine import SearchEngine, open_query_encoder
 from search.shards import ShardRouter
-
-_STATUS = {PaperNotFound: 404, InvalidInput: 400}
 
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5})
 class ShardServer:
-    """One shard: a SearchEngine answering by vector (the model is never loaded here)."""
+    """One shard: a SearchEngine answering by vector."""
 
     def __init__(self, index_dir: str):
         self.engine = SearchEngine.open(Settings(index_dir=Path(index_dir)))
@@ -47,8 +48,14 @@ class ShardServer:
     def vectors(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
         return self.engine.store.embeddings_for(list(paper_ids))
 
-    def model_fingerprint(self) -> str:
-        return self.engine.store.model.fingerprint
+    def papers(self, paper_ids: list[str]):
+        return self.engine.store.get_papers(list(paper_ids))
+
+    def manifest(self) -> dict:
+        return self.engine.store.manifest()
+
+    def size_on_disk(self) -> int:
+        return self.engine.store.size_on_disk()
 
 
 class ServeShard:
@@ -63,67 +70,51 @@ class ServeShard:
     def vectors(self, paper_ids):
         return self.handle.vectors.remote(list(paper_ids)).result()
 
+    def papers(self, paper_ids):
+        return self.handle.papers.remote(list(paper_ids)).result()
+
+    def manifest(self):
+        return self.handle.manifest.remote().result()
+
+    def size_on_disk(self):
+        return self.handle.size_on_disk.remote().result()
+
+
+def _open_router(shard_handles: list, first_shard_dir: str, settings: Settings) -> ShardRouter:
+    store = IndexStore.open(first_shard_dir)
+    try:
+        encoder = open_query_encoder(settings, store)
+    finally:
+        store.close()
+    return ShardRouter([ServeShard(handle) for handle in shard_handles], encoder, settings)
+
 
 @serve.deployment(ray_actor_options={"num_cpus": 0.5})
+@serve.ingress()
 class ShardRouterServer:
-    """The HTTP ingress: encodes queries and merges the shards' top-k (search.shards.ShardRouter)."""
+    """The HTTP ingress: api/app.py's app over a ShardRouter whose shards are ShardServer deployments."""
 
-    def __init__(self, shard_handles: list, model: str | None = None):
-        encoder = Embedder(model) if model else Embedder()  # loads its weights on the first query
-        self.router = ShardRouter([ServeShard(handle) for handle in shard_handles], encoder)
-        self._handles = shard_handles
-        self._checked = False
-        self._lock = threading.Lock()
+    def __init__(self, shard_handles: list, first_shard_dir: str, model: str | None = None):
+        self.settings = Settings.from_env(model=model)  # limits (max_limit, ...) as `serve` reads them
+        # The router opens on the first request (in a worker thread): handles block, and Serve runs
+        # __init__ inside its event loop.
+        self.service = ShardService(self.settings, lambda: _open_router(shard_handles, first_shard_dir,
+                                                                        self.settings),
+                                    description=f"{len(shard_handles)} shards")
 
-    def _check_models(self) -> None:
-        """Refuse to merge shards built with another model (once; handles block, so not in __init__,
-        which Serve runs inside its event loop)."""
-        with self._lock:
-            if self._checked:
-                return
-            fingerprints = {handle.model_fingerprint.remote().result() for handle in self._handles}
-            expected = self.router.encoder.fingerprint
-            if fingerprints != {expected}:
-                raise IndexModelMismatch(
-                    f"The shards were built with model fingerprint(s) {sorted(fingerprints)}, not with "
-                    f"{self.router.encoder.name!r} ({expected}); start the router with the shards' model.")
-            self._checked = True
+    def __serve_build_asgi_app__(self):
+        from api.app import create_app
 
-    def __call__(self, request: Request) -> JSONResponse:
-        params = request.query_params
-        try:
-            route = request.url.path.rstrip("/").rsplit("/", 1)[-1]
-            if route == "health":
-                return JSONResponse({"status": "ok", "shards": len(self.router.shards)})
-            self._check_models()
-            limit, offset = int(params.get("limit", 10)), int(params.get("offset", 0))
-            filters = Filters(year_from=_int(params.get("year_from")), year_to=_int(params.get("year_to")),
-                              category=params.get("category"), author=params.get("author"))
-            if route == "search":
-                hits = self.router.search(params.get("q", ""), limit, offset, filters)
-            elif route == "related":
-                hits = self.router.related(params.get("paper_id", ""), limit, offset, filters)
-            else:
-                return JSONResponse({"error": f"No route {request.url.path!r}; try /search?q=...", "status": 404},
-                                    status_code=404)
-        except ValueError as exc:
-            return JSONResponse({"error": f"Bad parameter: {exc}", "status": 400}, status_code=400)
-        except PaperSearchError as exc:
-            status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 500)
-            return JSONResponse({"error": str(exc), "status": status}, status_code=status)
-        return JSONResponse({"results": [hit.to_dict() for hit in hits]})
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value not in (None, "") else None
+        return create_app(self.settings, service=self.service)
 
 
 def build_app(shard_dirs: list[str | Path], model: str | None = None, shard_replicas: int = 1,
               router_replicas: int = 1):
     """The Serve application: one ShardServer deployment per shard directory behind a router."""
-    shards = [ShardServer.options(name=f"shard-{number}", num_replicas=shard_replicas).bind(str(Path(d).resolve()))
-              for number, d in enumerate(shard_dirs)]
-    return ShardRouterServer.options(num_replicas=router_replicas).bind(shards, model)
+    resolved = [str(Path(d).resolve()) for d in shard_dirs]
+    shards = [ShardServer.options(name=f"shard-{number}", num_replicas=shard_replicas).bind(directory)
+              for number, directory in enumerate(resolved)]
+    return ShardRouterServer.options(num_replicas=router_replicas).bind(shards, resolved[0], model)
 
 
 def run(shard_dirs: list[str | Path], host: str = "127.0.0.1", port: int = 8000, model: str | None = None,

@@ -272,6 +272,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 WRITE_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
     401: {"model": ErrorResponse, "description": "Missing or wrong 'Authorization: Bearer <key>'"},
-    403: {"model": ErrorResponse, "description": "Writes are disabled: the server has no API key"},
+    403: {"model": ErrorResponse, "description": "Writes are disabled: the server has no API key "
+                                                 "(writes_disabled), or serves shards (read_only)"},
     413: {"model": ErrorResponse, "description": "The request body is larger than the server accepts"},
 }

@@ -22,7 +22,7 @@ from models.config import Settings
 from models.embedder import Embedder
 from models.errors import IndexBusy, IndexCorrupt, PaperNotFound, PaperSearchError
 from models.paper import Paper
-from search.engine import SearchEngine
+from search.engine import DEFAULT_MODE, MODES, SearchEngine
 
 # How often (seconds) a read checks whether another process wrote to the index.
 EXTERNAL_WRITE_CHECK_SECONDS = 1.0
@@ -85,6 +85,11 @@ class WriteOutcome:
 
 class IndexService:
     """Opens the index lazily, serves reads concurrently and applies writes atomically."""
+
+    # What the app asks every service (api/shard_service.py is the read-only one).
+    read_only = False
+    modes = MODES
+    default_mode = DEFAULT_MODE
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings

@@ -8,6 +8,8 @@ returns exactly the scores the whole index would. `search/shards.py` merges thei
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -52,7 +54,26 @@ def split_index(source: str | Path, targets: list[str | Path]) -> list[int]:
         for shard in shards:
             shard.save_vector_index(shard.build_vector_index(), shard.generation)
             shard.write_manifest()
+            _copy_query_export(store, shard)
         return counts
+
+
+def _copy_query_export(source: IndexStore, shard: IndexStore) -> None:
+    """Give a shard the source's ONNX export, so routers and shards encode queries without torch.
+
+    Hard links where the file system allows (the files never change in place), else copies.
+    """
+    folder = layout.onnx_export_dir(source.directory, source.model.fingerprint)
+    if folder.is_dir():
+        shutil.copytree(folder, layout.onnx_export_dir(shard.directory, source.model.fingerprint), dirs_exist_ok=True,
+                        copy_function=_link_or_copy)
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _route(store: IndexStore, paper_ids: list[str], counts: list[int], shards: list[IndexStore]) -> None:

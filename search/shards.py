@@ -6,13 +6,16 @@ process holding a `SearchEngine`). The router encodes the query once, sends the 
 shard, and merges. With exact (flat) shards the merged top-k equals the single index's: the
 global top k is always inside the union of the shards' top k.
 
-Sharded search is dense: cosine scores mean the same on every shard. BM25 scores do not (each
-shard has its own term statistics), so lexical and hybrid ranking stay single-index features.
+The router has the engine's signatures (search, related, recommend, `store.get_papers`,
+`store.manifest`), so the HTTP app (`api/app.py`) serves it like a single index (see
+`api/shard_service.py`). Sharded search is dense: cosine scores mean the same on every shard.
+BM25 scores do not (each shard has its own term statistics), so lexical and hybrid ranking stay
+single-index features and the router refuses them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -20,13 +23,17 @@ from typing import Protocol
 
 import numpy as np
 
+from indexer import vectors
 from models.config import Settings
-from models.embedder import Embedder
-from models.errors import IndexModelMismatch, InvalidInput, PaperNotFound
-from models.paper import Hit
+from models.errors import IndexModelMismatch, InvalidInput, InvalidQuery, PaperNotFound
+from models.paper import Hit, Paper
 from models.query import Filters
-from search import checks, rank
+from search import checks, highlight, rank
 from search.engine import SearchEngine
+from search.lexical import query_terms
+
+# The only ranking a router offers (see the module docstring).
+MODES = ("dense",)
 
 
 class Shard(Protocol):
@@ -36,6 +43,12 @@ class Shard(Protocol):
                       exclude_ids: list[str]) -> list[Hit]: ...
 
     def vectors(self, paper_ids: list[str]) -> dict[str, np.ndarray]: ...
+
+    def papers(self, paper_ids: list[str]) -> dict[str, Paper]: ...
+
+    def manifest(self) -> dict: ...
+
+    def size_on_disk(self) -> int: ...
 
 
 def merge_top(shard_hits: Sequence[Sequence[Hit]], limit: int, offset: int = 0) -> list[Hit]:
@@ -66,29 +79,48 @@ class LocalShard:
     def vectors(self, paper_ids):
         return self.engine.store.embeddings_for(list(paper_ids))
 
+    def papers(self, paper_ids):
+        return self.engine.store.get_papers(list(paper_ids))
+
+    def manifest(self):
+        return self.engine.store.manifest()
+
+    def size_on_disk(self):
+        return self.engine.store.size_on_disk()
+
 
 class ShardRouter:
     """search / related / recommend over N shards, with the same signatures as SearchEngine."""
 
-    def __init__(self, shards: Sequence[Shard], encoder: Embedder, settings: Settings | None = None):
+    modes = MODES
+    default_mode = MODES[0]
+
+    def __init__(self, shards: Sequence[Shard], encoder, settings: Settings | None = None):
+        """`encoder` encodes queries (the shards' ONNX export via `search.engine.open_query_encoder`)."""
         if not shards:
             raise InvalidInput("A shard router needs at least one shard.")
         self.shards = list(shards)
         self.encoder = encoder
         self.settings = settings or Settings()
+        self.store = ShardedStore(self)
         self._pool = ThreadPoolExecutor(max_workers=len(self.shards), thread_name_prefix="shard")
 
     @classmethod
-    def open_local(cls, directories: Sequence[str | Path], encoder: Embedder | None = None,
+    def open_local(cls, directories: Sequence[str | Path], encoder=None,
                    settings: Settings | None = None) -> ShardRouter:
         """A router over shard directories opened in this process (tests, one big machine)."""
         settings = settings or Settings()
-        engines = [SearchEngine.open(replace(settings, index_dir=Path(d)), encoder=encoder) for d in directories]
-        models = {(e.store.model.fingerprint, e.store.model.dimension) for e in engines}
-        if len(models) > 1:
-            raise IndexModelMismatch(f"The shards in {', '.join(map(str, directories))} were built with different "
-                                     "models; rebuild them with one model.")
-        return cls([LocalShard(e) for e in engines], encoder or engines[0].encoder, settings)
+        engines: list[SearchEngine] = []
+        try:
+            for directory in directories:
+                engines.append(SearchEngine.open(replace(settings, index_dir=Path(directory)), encoder=encoder))
+            router = cls([LocalShard(e) for e in engines], encoder or engines[0].encoder, settings)
+            router.check_models()
+        except BaseException:
+            for engine in engines:
+                engine.close()
+            raise
+        return router
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
@@ -96,20 +128,49 @@ class ShardRouter:
             if isinstance(shard, LocalShard):
                 shard.engine.close()
 
+    def check_models(self) -> None:
+        """IndexModelMismatch unless every shard was built with the router's query model."""
+        manifests = self._each(lambda shard: shard.manifest())
+        fingerprints = {m["model"]["fingerprint"] for m in manifests}
+        if fingerprints != {self.encoder.fingerprint}:
+            raise IndexModelMismatch(
+                f"The shards were built with model fingerprint(s) {sorted(fingerprints)}, not with the router's "
+                f"{self.encoder.name!r} ({self.encoder.fingerprint}); rebuild the shards with one model, or "
+                "start the router with theirs.")
+
+    @property
+    def generation(self) -> int:
+        """Grows whenever any shard is written to (the sum of the shards' generations)."""
+        return self.store.manifest()["generation"]
+
     # --- the three entry points -----------------------------------------------------------------
 
-    def search(self, query: str, limit: int = 10, offset: int = 0, filters: Filters | None = None) -> list[Hit]:
-        """Papers ranked by similarity to a free-text query, over all shards."""
+    def search(self, query: str, limit: int = 10, offset: int = 0, filters: Filters | None = None,
+               mode: str = "dense", snippets: bool = True) -> list[Hit]:
+        """Papers ranked by similarity to a free-text query, over all shards (dense ranking only)."""
         text = checks.checked_query(query, self.settings)
         checks.check_page(limit, offset, self.settings)
+        if mode not in MODES:
+            raise InvalidQuery(f"Mode {mode!r} is not available over shards: BM25 scores differ from shard to "
+                               "shard, so sharded search ranks by embeddings only (mode 'dense').")
         vector = self.encoder.encode([text], "query")[0]
-        return self._fan_out(vector, limit, offset, filters, [])
+        hits = self._fan_out(vector, limit, offset, filters, [])
+        if snippets:
+            terms = query_terms(text)
+            hits = [replace(h, snippet=highlight.snippet(h.paper.abstract, terms)) for h in hits]
+        return hits
 
-    def related(self, paper_id: str, limit: int = 10, offset: int = 0, filters: Filters | None = None) -> list[Hit]:
-        """Papers most similar to a stored paper (on whichever shard holds it), never the paper itself."""
+    def related(self, paper_id: str | None = None, text: str | None = None, limit: int = 10, offset: int = 0,
+                filters: Filters | None = None) -> list[Hit]:
+        """Papers most similar to a stored paper (on whichever shard holds it) or to a pasted abstract;
+        never the paper itself."""
         checks.check_page(limit, offset, self.settings)
-        vector = self._vectors([paper_id])[paper_id]
-        return self._fan_out(vector, limit, offset, filters, [paper_id])
+        if (paper_id is None) == (text is None):
+            raise InvalidQuery("Give either a paper id or a text for related papers, not both or neither.")
+        if paper_id is not None:
+            return self._fan_out(self._vectors([paper_id])[paper_id], limit, offset, filters, [paper_id])
+        vector = self.encoder.encode([checks.checked_query(text, self.settings)], "document")[0]
+        return self._fan_out(vector, limit, offset, filters, [])
 
     def recommend(self, positive: list[str], negative: list[str] = (), limit: int = 10, offset: int = 0,
                   filters: Filters | None = None) -> list[Hit]:
@@ -120,18 +181,51 @@ class ShardRouter:
 
     # --- internals ------------------------------------------------------------------------------
 
+    def _each(self, call) -> list:
+        """`call(shard)` for every shard, side by side, in shard order."""
+        return list(self._pool.map(call, self.shards))
+
     def _fan_out(self, vector: np.ndarray, limit: int, offset: int, filters: Filters | None,
                  exclude_ids: list[str]) -> list[Hit]:
         # Every shard returns its own top (offset + limit): the page may come from any of them.
-        jobs = [self._pool.submit(s.search_vector, vector, limit + offset, filters, exclude_ids)
-                for s in self.shards]
-        return merge_top([job.result() for job in jobs], limit, offset)
+        return merge_top(self._each(lambda s: s.search_vector(vector, limit + offset, filters, exclude_ids)),
+                         limit, offset)
 
     def _vectors(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
-        for part in self._pool.map(lambda s: s.vectors(paper_ids), self.shards):
+        for part in self._each(lambda s: s.vectors(paper_ids)):
             found.update(part)
         missing = [pid for pid in paper_ids if pid not in found]
         if missing:
             raise PaperNotFound(missing)
         return found
+
+
+class ShardedStore:
+    """The part of IndexStore's read side that the HTTP app asks for, answered by all shards together."""
+
+    def __init__(self, router: ShardRouter):
+        self._router = router
+
+    def get_papers(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
+        wanted = list(paper_ids)
+        found: dict[str, Paper] = {}
+        for part in self._router._each(lambda s: s.papers(wanted)):
+            found.update(part)
+        return found
+
+    def manifest(self) -> dict:
+        """One manifest for the whole: papers and generations summed; the shards' model and index type."""
+        manifests = self._router._each(lambda s: s.manifest())
+        first = manifests[0]
+        kinds = {vectors.resolve_index_type(m["index_type"], m["papers"]) for m in manifests}
+        return {**first, "papers": sum(m["papers"] for m in manifests),
+                "generation": sum(m["generation"] for m in manifests),
+                # Shards of one split share their setting; each resolves "auto" by its own size.
+                "index_type": kinds.pop() if len(kinds) == 1 else first["index_type"]}
+
+    def count(self) -> int:
+        return self.manifest()["papers"]
+
+    def size_on_disk(self) -> int:
+        return sum(self._router._each(lambda s: s.size_on_disk()))

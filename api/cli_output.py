@@ -1,0 +1,58 @@
+"""What `papersearch` prints: ranked hits, index reports and check reports, for people or as JSON lines."""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+
+
+def print_hits(hits, as_json: bool) -> None:
+    """Ranked hits, one JSON object per line with `as_json`, else a short listing for people."""
+    if as_json:
+        for hit in hits:
+            print(json.dumps(hit.to_dict(), ensure_ascii=False))
+        return
+    if not hits:
+        print("No results.")
+    for hit in hits:
+        paper = hit.paper
+        authors = ", ".join(paper.authors[:3]) + (" et al." if len(paper.authors) > 3 else "")
+        facts = " · ".join(x for x in (str(paper.year or ""), " ".join(paper.categories), authors) if x)
+        print(f"{hit.rank:>3}. [{hit.score:.3f}] {paper.title}")
+        print(f"     {paper.paper_id}" + (f" · {facts}" if facts else ""))
+        if hit.snippet:
+            print(f"     {terminal_snippet(hit.snippet)}")
+
+
+def terminal_snippet(snippet_html: str) -> str:
+    """A hit's HTML snippet for a terminal: marks in bold on a tty, plain text otherwise."""
+    bold, plain = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
+    return html.unescape(snippet_html.replace("<mark>", bold).replace("</mark>", plain))
+
+
+def report_counts(report) -> dict:
+    """One `index` run's counts, as its --json line shows them."""
+    return {"indexed": report.indexed, "unchanged": report.unchanged, "rejected": len(report.rejected),
+            "embedded": report.embedded, "duplicates": len(report.duplicates), "seconds": round(report.seconds, 3)}
+
+
+def print_check(report, as_json: bool) -> int:
+    """A check (or repair) report; returns the exit status: 0 when the index is sound, else 1."""
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False))
+        return 0 if report.ok else 1
+    for line in report.repaired:
+        print(f"repaired: {line}")
+    if report.papers is not None:
+        print(f"{report.directory}: {report.papers} papers, generation {report.generation}, model {report.model}")
+    for problem in report.problems:
+        fix = "repairable" if problem.repairable else "not repairable here"
+        print(f"problem [{problem.part}] {problem.message} ({fix})")
+    if report.ok:
+        print("OK: records, embeddings, model, vectors and manifest agree.")
+        return 0
+    fixable = sum(p.repairable for p in report.problems)
+    hint = f" 'papersearch check --repair --index {report.directory}' can fix {fixable}." if fixable else ""
+    print(f"{len(report.problems)} problem(s).{hint}", file=sys.stderr)
+    return 1
