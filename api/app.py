@@ -47,6 +47,7 @@ from indexer import vectors
 from models.config import Settings
 from models.embedder import Embedder
 from models.errors import PaperNotFound, PaperSearchError
+from models.paper import YEAR_MAX, YEAR_MIN
 from models.query import Filters
 from search.engine import SearchEngine
 
@@ -117,9 +118,11 @@ def filter_params(settings: Settings) -> Callable:
     """The filter query parameters with this server's bounds, as one dependency."""
     longest = settings.max_filter_chars
 
+    Year = Annotated[int | None, Query(ge=YEAR_MIN, le=YEAR_MAX)]
+
     async def filters(
-        year_from: Annotated[int | None, Query(ge=1000, le=2999, description="only papers from this year on")] = None,
-        year_to: Annotated[int | None, Query(ge=1000, le=2999, description="only papers up to this year")] = None,
+        year_from: Annotated[Year, Query(description="only papers from this year on")] = None,
+        year_to: Annotated[Year, Query(description="only papers up to this year")] = None,
         category: Annotated[str | None, Query(max_length=longest, description="e.g. cs.CV, or cs for all cs.*")] = None,
         author: Annotated[str | None, Query(max_length=longest, description="case-insensitive part of a name")] = None,
     ) -> Filters:

@@ -21,6 +21,7 @@ from pathlib import Path
 from api.cli_errors import UsageError, run_command
 from api.cli_index import check_room_to_write, cmd_index
 from api.cli_output import print_check, print_hits
+from api.serve_flags import add_serve_flags, serve_overrides
 from indexer.vectors import INDEX_TYPES  # names only: FAISS is not imported for `--help`
 from models.config import Settings, default_index_dir
 from models.errors import InvalidInput, PaperSearchError
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=PORT, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--sample", action="store_true",
                    help="if the index directory holds no index yet, build it from the bundled 24-paper sample")
+    add_serve_flags(p)  # the server limits of the settings table (docs/configuration.md)
 
     p = sub.add_parser("eval", help="Measure ranking quality on a BEIR-layout data set.",
                        description="Build (or reuse, keyed by corpus and model) an index of a BEIR-layout data "
@@ -185,7 +187,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings.from_env(index_dir=args.index_dir, model=args.model,
                                  batch_size=getattr(args, "batch_size", None),
                                  index_type=getattr(args, "index_type", None),
-                                 backend=getattr(args, "backend", None))
+                                 backend=getattr(args, "backend", None), **serve_overrides(args))
     if settings.index_dir.exists() and not settings.index_dir.is_dir():
         raise InvalidInput(f"{settings.index_dir} is a file, not an index directory; pass a directory with --index "
                            "(a new one is created by 'papersearch index').")

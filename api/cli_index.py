@@ -1,7 +1,8 @@
 """`papersearch index`: input checks, the room a write needs, and the exit status of a run.
 
 Exit status of `index` (api/cli.py lists them all): 0 every record used, 3 some records rejected
-and the rest indexed, 1 every record of a file rejected (or any failure).
+and the rest indexed, 1 every record of the run rejected (or any failure). All the files of one
+run are one plan: an id repeated in two files is embedded once, for its last record.
 """
 
 from __future__ import annotations
@@ -21,41 +22,42 @@ from models.errors import InvalidInput
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     """Index `args.paths` into `settings.index_dir`; returns the exit status."""
-    from indexer.build import estimate_records, index_file
+    from indexer.build import estimate_records, index_files
 
     _check_input_files(args.paths)
     check_room_to_write(settings, incoming_bytes=sum(p.stat().st_size for p in args.paths))
     if args.ray is not None:
         return _index_on_ray(args, settings)
-    statuses = []
-    for path in args.paths:
-        bar = None
-        if not args.quiet and sys.stderr.isatty():
-            from tqdm import tqdm
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
 
-            bar = tqdm(total=estimate_records(path), unit="paper", desc=path.name, file=sys.stderr)
-        try:
-            report = index_file(settings, path, fmt=args.format, strict=args.strict,
-                                progress=bar.update if bar else None,
-                                on_reject=lambda r: print(r, file=sys.stderr))
-        finally:
-            if bar:
-                bar.close()
-        for line in report.duplicates:
-            print(line, file=sys.stderr)
-        if args.json:
-            print(json.dumps({"file": str(path), **report_counts(report)}))
-        else:
-            print(f"{path}: {report.summary()}", file=sys.stderr if args.quiet else sys.stdout)
-        statuses.append(_index_status(report, str(path)))
-    return EXIT_FAILURE if EXIT_FAILURE in statuses else max(statuses)
+        # One bar across every file, with papers/s and the time left.
+        bar = tqdm(total=sum(estimate_records(p) for p in args.paths), unit="paper", file=sys.stderr,
+                   desc=args.paths[0].name if len(args.paths) == 1 else f"{len(args.paths)} files")
+    try:
+        # One run over all the files: an id repeated in two files is embedded once (the last wins).
+        report = index_files(settings, args.paths, fmt=args.format, strict=args.strict,
+                             progress=bar.update if bar else None, on_reject=lambda r: print(r, file=sys.stderr))
+    finally:
+        if bar:
+            bar.close()
+    for line in report.duplicates:
+        print(line, file=sys.stderr)
+    source = str(args.paths[0]) if len(args.paths) == 1 else f"{len(args.paths)} files"
+    if args.json:
+        where = {"file": source} if len(args.paths) == 1 else {"files": [str(p) for p in args.paths]}
+        print(json.dumps({**where, **report_counts(report)}))
+    else:
+        print(f"{source}: {report.summary()}", file=sys.stderr if args.quiet else sys.stdout)
+    return _index_status(report, source)
 
 
 def _index_status(report, source: str) -> int:
     """0 all used; 3 some records rejected, the rest indexed; 1 every record rejected."""
-    if not report.rejected:
+    if report.rejection == "none":
         return EXIT_OK
-    if report.indexed or report.unchanged:
+    if report.rejection == "some":
         return EXIT_SOME_REJECTED
     print(f"error: {source}: every record was rejected ({len(report.rejected)}); nothing was indexed from it.",
           file=sys.stderr)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from models.config import Settings
-from models.paper import Hit, Paper
+from models.paper import YEAR_MAX, YEAR_MIN, Hit, Paper
 
 # Most paper ids one recommend request may name.
 
@@ -172,7 +172,7 @@ def _integer(**bounds: int) -> Any:
     return Annotated[int, Field(**bounds), BeforeValidator(_json_integer)]
 
 
-Year = _integer(ge=1000, le=2999)
+Year = _integer(ge=YEAR_MIN, le=YEAR_MAX)
 
 
 class FilterFields(BaseModel):
@@ -224,7 +224,7 @@ def bounded_requests(settings: Settings) -> tuple[type[RelatedRequest], type[Rec
     return related, recommend
 
 
-# What POST /papers takes, for /openapi.json only: records are parsed by indexer.ingest.to_paper
+# What POST /papers takes, for /openapi.json only: records are parsed by indexer.records.to_paper
 # (api/records.py), which is lenient on purpose, so a file that `papersearch index` accepts
 # uploads too. Each record is checked on its own: bad ones are listed in `rejected`.
 _TEXT_OR_NULL = {"anyOf": [{"type": "string"}, {"type": "null"}]}
@@ -242,7 +242,7 @@ PAPER_RECORD_SCHEMA: dict[str, Any] = {
         "title": {"type": "string", "minLength": 1},
         "abstract": {**_TEXT_OR_NULL, "description": "also accepted as text or summary"},
         "authors": {**_TEXT_OR_LIST, "description": "a list, or one string split at commas, 'and', ';'"},
-        "year": {"anyOf": [{"type": "integer", "minimum": 1000, "maximum": 2999}, {"type": "string"},
+        "year": {"anyOf": [{"type": "integer", "minimum": YEAR_MIN, "maximum": YEAR_MAX}, {"type": "string"},
                            {"type": "null"}], "description": "an integer, or text holding a year"},
         "categories": {**_TEXT_OR_LIST, "description": "a list, or one string split at spaces and commas"},
         "venue": _TEXT_OR_NULL, "url": _TEXT_OR_NULL, "doi": _TEXT_OR_NULL,

@@ -10,11 +10,11 @@ import re
 
 from models.config import Settings
 from models.errors import InvalidQuery
+from models.paper import YEAR_MAX, YEAR_MIN
 from models.query import Filters
 
 # Lone UTF-16 surrogates (from JSON "\ud800" escapes) are not text; the tokenizer refuses them.
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
-_MAX_YEAR = 9999
 
 
 def checked_query(query: str | None, settings: Settings) -> str:
@@ -40,8 +40,9 @@ def checked_filters(filters: Filters, settings: Settings) -> Filters:
     """Filters SQLite can take: text without surrogates and of sane length, years in range."""
     for name in ("year_from", "year_to"):
         year = getattr(filters, name)
-        if year is not None and (isinstance(year, bool) or not isinstance(year, int) or abs(year) > _MAX_YEAR):
-            raise InvalidQuery(f"{name} must be a year between -{_MAX_YEAR} and {_MAX_YEAR}, got {year!r:.40}.")
+        if year is not None and (isinstance(year, bool) or not isinstance(year, int)
+                                 or not YEAR_MIN <= year <= YEAR_MAX):
+            raise InvalidQuery(f"{name} must be a year between {YEAR_MIN} and {YEAR_MAX}, got {year!r:.40}.")
     texts = {}
     for name in ("category", "author"):
         value = getattr(filters, name)
