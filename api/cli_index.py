@@ -1,7 +1,7 @@
 """`papersearch index`: input checks, the room a write needs, and the exit status of a run.
 
 Exit status of `index` (api/cli.py lists them all): 0 every record used, 3 some records rejected
-and the rest indexed, 1 every record of the run rejected (or any failure). All the files of one
+and the rest indexed, 1 every record of the run, or of one of its files, rejected (or any failure). All the files of one
 run are one plan: an id repeated in two files is embedded once, for its last record.
 """
 
@@ -54,13 +54,18 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _index_status(report, source: str) -> int:
-    """0 all used; 3 some records rejected, the rest indexed; 1 every record rejected."""
+    """0 all used; 3 some records rejected, the rest indexed; 1 every record of the run, or of one of
+    its files, rejected (a wrong file among good ones is a failure, not a detail)."""
     if report.rejection == "none":
         return EXIT_OK
-    if report.rejection == "some":
+    if report.rejection == "some" and not report.wholly_rejected:
         return EXIT_SOME_REJECTED
-    print(f"error: {source}: every record was rejected ({len(report.rejected)}); nothing was indexed from it.",
-          file=sys.stderr)
+    if report.rejection == "all":
+        print(f"error: {source}: every record was rejected ({len(report.rejected)}); nothing was indexed from it.",
+              file=sys.stderr)
+    for path in report.wholly_rejected if report.rejection == "some" else ():
+        print(f"error: {path}: every record of this file was rejected; the other files were indexed.",
+              file=sys.stderr)
     return EXIT_FAILURE
 
 

@@ -5,7 +5,7 @@ from models.exports import lazy_exports
 
 _PUBLIC = {
     "IndexWriter": "indexer.build", "IndexReport": "indexer.build", "index_file": "indexer.build",
-    "delete_papers": "indexer.build",
+    "delete_papers": "indexer.build", "add_papers": "indexer.build",
     "IndexStore": "indexer.store",
     "check_index": "indexer.check", "repair_index": "indexer.check", "CheckReport": "indexer.check",
     "read_papers": "indexer.ingest", "Rejection": "indexer.ingest",

@@ -44,6 +44,7 @@ class IndexReport:
     rejected: list[Rejection] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     accepted: int = 0         # input records that decoded to a paper (duplicates included)
+    wholly_rejected: list[str] = field(default_factory=list)  # input files none of whose records decoded
     seconds: float = 0.0
     encode_seconds: float = 0.0
     export_seconds: float = 0.0   # one-time ONNX export for torch-free searches (in `seconds` too)
@@ -173,24 +174,27 @@ class IndexWriter:
         """Save the FAISS file and manifest for the current generation (cheap if nothing changed)."""
         store = self.store
         generation = store.generation
-        wanted = vectors.resolve_index_type(store.index_type, store.count())
-        stale = (self._index is None or wanted != self._index.name
-                 or self._index.live_count() != store.count())
-        if stale:
-            self._index = store.build_vector_index()
-            self._dirty = True
+        self._ensure_current_index()
         if self._dirty or not store.has_vector_file(generation):
             store.save_vector_index(self._index, generation)
         store.write_manifest()
         self._index_generation = generation
         self._dirty = False
 
+    def _ensure_current_index(self) -> None:
+        """Rebuild the in-memory vector index from the store when it is missing or out of step."""
+        store = self.store
+        wanted = vectors.resolve_index_type(store.index_type, store.count())
+        if self._index is None or wanted != self._index.name or self._index.live_count() != store.count():
+            self._index = store.build_vector_index()
+            self._dirty = True
+
     # --- upsert and delete ----------------------------------------------------------------------
 
     def upsert(self, papers: list[Paper], report: IndexReport,
-               precomputed: Mapping[str, np.ndarray] | None = None) -> None:
+               precomputed: Mapping[str, np.ndarray] | None = None, publish: bool = False) -> None:
         """Store papers, embedding only those whose text (or model) changed."""
-        self.commit(self.prepare(papers, report, precomputed), report)
+        self.commit(self.prepare(papers, report, precomputed), report, publish=publish)
 
     def prepare(self, papers: list[Paper], report: IndexReport,
                 precomputed: Mapping[str, np.ndarray] | None = None) -> list[Upsert]:
@@ -232,21 +236,51 @@ class IndexWriter:
                 item.vector = vector
         return upserts
 
-    def commit(self, upserts: list[Upsert], report: IndexReport) -> None:
-        """The quick half of `upsert`: write prepared papers in one transaction."""
+    def commit(self, upserts: list[Upsert], report: IndexReport, publish: bool = False) -> None:
+        """The quick half of `upsert`: write prepared papers in one transaction.
+
+        `publish` saves the vectors file inside that transaction (see `_write`): for the last write
+        of a session, so a full disk leaves the index as it was instead of half-published.
+        """
         if upserts:
-            self._apply(self.store.write(upserts))
+            self._write(upserts, (), publish)
             report.indexed += len(upserts)
 
-    def delete(self, paper_ids: Iterable[str]) -> tuple[list[str], list[str]]:
+    def delete(self, paper_ids: Iterable[str], publish: bool = False) -> tuple[list[str], list[str]]:
         """Remove papers from every part of the index. Returns (deleted ids, unknown ids)."""
-        result = self.store.write([], list(dict.fromkeys(paper_ids)))
-        self._apply(result)
+        result = self._write([], list(dict.fromkeys(paper_ids)), publish)
         return result.deleted, result.missing
 
-    def _apply(self, result) -> None:
+    def _write(self, upserts: list[Upsert], delete_ids: list[str], publish: bool):
+        """One store write, then the vector and lexical indexes kept in step with it.
+
+        With `publish`, the vectors file of the new generation is written before SQLite commits:
+        if that fails (ENOSPC), SQLite rolls back and the in-memory index, already changed, is
+        dropped so the next flush rebuilds it from the unchanged store.
+        """
+        def vectors_for(result, generation):
+            self._apply_vectors(result)
+            self._ensure_current_index()
+            self._dirty = False
+            return self._index
+
+        try:
+            result = self.store.write(upserts, delete_ids, with_vectors=vectors_for if publish else None)
+        except BaseException:
+            if publish:
+                self._index, self._dirty = None, True
+            raise
+        if not publish:
+            self._apply_vectors(result)
+        # Committed per write, right after SQLite's commit: readers see new papers in both
+        # indexes at once, and a crash in between leaves a stale sidecar, so a rebuild.
+        self._lexical.apply(result)
+        self._lexical.commit()
+        return result
+
+    def _apply_vectors(self, result) -> None:
+        self._dirty = True
         if self._index is None:  # already due for a rebuild at flush: nothing to keep in step
-            self._dirty = True
             return
         added = np.array(result.added_vectors, dtype=np.float32).reshape(-1, self.store.model.dimension)
         if not self._index.apply_changes(np.array(result.removed_rowids, dtype=np.int64),
@@ -254,11 +288,6 @@ class IndexWriter:
             # Rebuild once, at flush, from the stored embeddings: readers only ever see the saved
             # file, and a bulk load into IVF-PQ would otherwise retrain at every size step.
             self._index = None
-        self._dirty = True
-        # Committed per write, right after SQLite's commit: readers see new papers in both
-        # indexes at once, and a crash in between leaves a stale sidecar, so a rebuild.
-        self._lexical.apply(result)
-        self._lexical.commit()
 
 
 # --- whole files ------------------------------------------------------------------------------------
@@ -280,22 +309,32 @@ def index_files(settings: Settings, paths: Sequence[str | Path], fmt: str | None
     if strict:
         plan.refuse_rejections()
     batch: list[Paper] = []
+    # One embedded batch is held back, so the last one is committed together with the vectors file
+    # (`publish`): a run of one batch that meets a full disk leaves the index exactly as it was; a
+    # longer run keeps the batches committed before it, as after a crash, and a rerun finishes it.
+    held: list[Upsert] = []
     with IndexWriter(settings, embedder=embedder) as writer:
         for ordinal, path in enumerate(paths):
+            accepted_before, rejected_before = report.accepted, len(report.rejected)
             for item in plan.follow(ordinal, read_papers(path, fmt)):
                 paper = report.account(item, on_reject)
                 if paper is None:
                     continue
                 batch.append(paper)
                 if len(batch) >= WRITE_BATCH:
-                    writer.upsert(batch, report)
+                    writer.commit(held, report)
+                    held = writer.prepare(batch, report)
                     if progress:
                         progress(len(batch))
                     batch = []
+            if report.accepted == accepted_before and len(report.rejected) > rejected_before:
+                report.wholly_rejected.append(str(path))
         if batch:
-            writer.upsert(batch, report)
-            if progress:
-                progress(len(batch))
+            writer.commit(held, report)
+            held = writer.prepare(batch, report)
+        writer.commit(held, report, publish=True)
+        if progress and batch:
+            progress(len(batch))
         exported = time.perf_counter()
         writer.ensure_query_export()
         report.export_seconds = time.perf_counter() - exported
@@ -316,7 +355,17 @@ def delete_papers(settings: Settings, paper_ids: list[str]) -> tuple[list[str], 
     store = IndexStore.open(settings.index_dir)  # raises IndexNotBuilt with a clear message
     store.close()
     with IndexWriter(settings) as writer:
-        return writer.delete(paper_ids)
+        return writer.delete(paper_ids, publish=True)  # one transaction with its vectors file
+
+
+def add_papers(settings: Settings, papers: Iterable[Paper], embedder: Embedder | None = None) -> IndexReport:
+    """Add or replace papers given as `Paper`s (the Python API's `index_file`); the last record of an id wins."""
+    report = IndexReport()
+    started = time.perf_counter()
+    with IndexWriter(settings, embedder=embedder) as writer:
+        writer.upsert(list(papers), report, publish=True)
+    report.seconds = time.perf_counter() - started
+    return report
 
 
 def estimate_records(path: str | Path) -> int:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer import vectors
+from indexer import lexical, vectors
+from indexer.lexical import LexicalWriter
 from indexer.store import IndexStore, Upsert, WriteLock, layout
 from models.embedder import Embedder, model_fingerprint
 from models.errors import IndexCorrupt, IndexNotBuilt, ModelLoadError
@@ -107,6 +108,7 @@ def _check(directory: Path) -> CheckReport:
         _check_rows(store, report, verify_hashes=model_ok)
         _check_vectors(store, report)
         _check_manifest(store, report)
+        _check_lexical(store, report)
         leftovers = [p.name for p in store.leftover_files()]
         if leftovers:
             report.add("files", f"leftover files from an interrupted write: {', '.join(leftovers)}", True)
@@ -193,6 +195,18 @@ def _check_vectors(store: IndexStore, report: CheckReport) -> None:
                    f"paper(s){repair}", True)
 
 
+def _check_lexical(store: IndexStore, report: CheckReport) -> None:
+    """The BM25 index must reflect the store's generation (searches otherwise rebuild it in memory)."""
+    state = lexical.recorded_state(store.directory)
+    if state is None:
+        report.add("lexical", f"the lexical index in {layout.lexical_path(store.directory)} is missing or "
+                              "has no state file", True)
+    elif not lexical.is_current(store.directory, store):
+        report.add("lexical", f"the lexical index reflects generation {state.get('generation')} with "
+                              f"{state.get('papers')} papers, the records generation {store.generation} with "
+                              f"{store.count()}", True)
+
+
 def _check_manifest(store: IndexStore, report: CheckReport) -> None:
     path = layout.manifest_file(store.directory)
     if not path.is_file():
@@ -256,6 +270,9 @@ def _repair(directory: Path, before: CheckReport, index_type: str | None, embedd
             done.append(f"removed {', '.join(p.name for p in removed)}")
         store.write_manifest()
         done.append(f"rewrote {layout.MANIFEST_FILE}")
+        if any(p.part == "lexical" for p in before.problems) or before.stale_rows:
+            LexicalWriter(directory, store).open().close()  # open() rebuilds it from the records when stale
+            done.append(f"rebuilt the lexical index from {store.count()} stored records")
     finally:
         store.close()
     return done

@@ -20,7 +20,7 @@ import pytest
 import indexer.store
 from api.cli import main
 from api.cli_errors import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_SOME_REJECTED, EXIT_USAGE
-from indexer.store import IndexStore, faiss_file
+from indexer.store import IndexStore, layout
 from tests.conftest import ROOT, SAMPLE
 
 
@@ -73,7 +73,7 @@ def tmpfs(directory: Path, size: str):
 
 def _copy_index(source: Path, target: Path) -> Path:
     # Without the ONNX export (87 MB): these tests never encode a query.
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns("write.lock", indexer.store.ONNX_DIR))
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(layout.lock_file(source).name, layout.onnx_export_dir(source, "x").parent.name))
     return target
 
 
@@ -103,7 +103,7 @@ def test_a_write_that_fits_on_a_nearly_full_disk_is_not_refused(tmp_path, sample
     with tmpfs(tmp_path / "snug", "120m") as disk:
         # With the ONNX export this time: a write session would otherwise export one (87 MB).
         index_dir = disk / "index"
-        shutil.copytree(sample_index_dir, index_dir, ignore=shutil.ignore_patterns("write.lock"))
+        shutil.copytree(sample_index_dir, index_dir, ignore=shutil.ignore_patterns(layout.lock_file(index_dir).name))
         _fill(disk, leave_bytes=3 << 20)
         assert main(["index", str(new_papers), "--index", str(index_dir), "--json"]) == 0, capsys.readouterr().err
         assert len(snapshot(index_dir)[0]) == 48
@@ -132,7 +132,7 @@ def test_a_read_only_directory_is_one_line_for_writes(tmp_path, sample_index_dir
 
 def _disk_full_at(monkeypatch, when) -> list[Path]:
     """Make atomic_write_bytes raise ENOSPC for the paths `when` picks; returns the paths it refused."""
-    real, refused = indexer.store.atomic_write_bytes, []
+    real, refused = layout.atomic_write_bytes, []
 
     def write(path: Path, data: bytes) -> None:
         if when(Path(path)):
@@ -140,7 +140,7 @@ def _disk_full_at(monkeypatch, when) -> list[Path]:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         real(path, data)
 
-    monkeypatch.setattr(indexer.store, "atomic_write_bytes", write)
+    monkeypatch.setattr(layout, "atomic_write_bytes", write)  # every index file is written through it
     return refused
 
 
@@ -157,16 +157,22 @@ def test_enospc_on_the_first_file_write_is_one_line_and_changes_nothing(command,
     assert snapshot(fresh_index_dir) == before
 
 
-@pytest.mark.xfail(strict=True, reason="IndexWriter commits the records to SQLite before it saves the vectors "
-                                       "file, so ENOSPC at that step keeps the new records (indexer/build.py)")
-def test_enospc_on_the_vectors_file_leaves_the_papers_as_they_were(fresh_index_dir, new_papers, monkeypatch,
-                                                                   capsys):
+@pytest.mark.parametrize("command", ["index", "delete"])
+def test_enospc_on_the_vectors_file_leaves_the_index_as_it_was(command, fresh_index_dir, new_papers, monkeypatch,
+                                                               capsys):
+    """The last write of a session commits together with its vectors file, so a full disk there
+    rolls the records back too; once there is room, the same command succeeds."""
     before = snapshot(fresh_index_dir)
-    _disk_full_at(monkeypatch, lambda path: path.suffix == faiss_file(path.parent, 0).suffix)
-    assert main(["index", str(new_papers), "--index", str(fresh_index_dir)]) == EXIT_FAILURE
+    refused = _disk_full_at(monkeypatch, lambda path: layout.is_vector_file(path))
+    argv = [str(new_papers)] if command == "index" else ["seed-01"]
+    assert main([command, *argv, "--index", str(fresh_index_dir)]) == EXIT_FAILURE
+    assert refused
     one_line_error(capsys, "disk is full")
     monkeypatch.undo()
-    assert snapshot(fresh_index_dir)[0].keys() == before[0].keys()
+    assert snapshot(fresh_index_dir) == before
+    assert main(["check", "--index", str(fresh_index_dir)]) == 0, capsys.readouterr()
+    assert main([command, *argv, "--index", str(fresh_index_dir)]) == 0, capsys.readouterr().err
+    assert snapshot(fresh_index_dir) != before
 
 
 # --- paths that are not what they should be --------------------------------------------------------

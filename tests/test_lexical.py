@@ -155,6 +155,19 @@ def test_missing_lexical_index_is_served_from_memory_without_writing(fresh_index
     assert "is missing" in caplog.text and "papersearch check --repair" in caplog.text
 
 
+def test_check_reports_a_missing_lexical_index_and_repair_rebuilds_it(fresh_index_dir, embedder):
+    from indexer.check import check_index, repair_index
+
+    expected = lexical_top(fresh_index_dir, embedder)
+    shutil.rmtree(lexical_path(fresh_index_dir))
+    report = check_index(fresh_index_dir)
+    assert [p.part for p in report.problems] == ["lexical"] and report.problems[0].repairable
+    repaired = repair_index(fresh_index_dir)
+    assert repaired.ok and any("lexical" in line for line in repaired.repaired), repaired.repaired
+    assert lexical.is_current(fresh_index_dir, IndexStore.open(fresh_index_dir))
+    assert lexical_doc_count(fresh_index_dir) == 24 and lexical_top(fresh_index_dir, embedder) == expected
+
+
 def test_damaged_lexical_index_is_served_from_memory_without_writing(fresh_index_dir, embedder):
     expected = lexical_top(fresh_index_dir, embedder)
     (lexical_path(fresh_index_dir) / "meta.json").write_text("{ not json")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from indexer.store import vector_file
 from indexer.store.rows import paper_fields
+from indexer.vectors.base import VectorIndex
 from models.paper import Paper
 
 
@@ -34,8 +36,14 @@ class Upsert:
 class RecordWrites:
     """The write half of IndexStore (which supplies `_db`, `_fetch`, `_meta_*` and `generation`)."""
 
-    def write(self, upserts: list[Upsert], delete_ids: Iterable[str] = ()) -> WriteResult:
-        """Apply upserts and deletes in one transaction and bump the generation."""
+    def write(self, upserts: list[Upsert], delete_ids: Iterable[str] = (),
+              with_vectors: Callable[[WriteResult, int], VectorIndex] | None = None) -> WriteResult:
+        """Apply upserts and deletes in one transaction and bump the generation.
+
+        `with_vectors(result, generation)` returns the vector index for the new generation; its file
+        is then written and its digest recorded before the transaction commits, so a full disk (or
+        any failure) there rolls the whole write back: the index stays exactly as it was.
+        """
         result = WriteResult()
         dimension = self.model.dimension
         with self._transaction_lock, self._db:
@@ -51,7 +59,15 @@ class RecordWrites:
                 self._db.execute("DELETE FROM papers WHERE rowid=?", (row[0][0],))
                 result.removed_rowids.append(row[0][0])
                 result.deleted.append(pid)
-            self._meta_set_many({"generation": str(self.generation + 1), "last_rowid": str(next_rowid - 1)})
+            generation = self.generation + 1
+            self._meta_set_many({"generation": str(generation), "last_rowid": str(next_rowid - 1)})
+            if with_vectors is not None:
+                # Readers of the old generation never look at the new file; if the commit fails
+                # after it, the file is a leftover of another generation, removed by the next writer.
+                record = vector_file.write(self.directory, with_vectors(result, generation), generation)
+                self._meta_set_many({"vectors_digest": record})
+        if with_vectors is not None:
+            vector_file.remove_other_generations(self.directory, generation)
         return result
 
     def _next_rowid(self) -> int:
