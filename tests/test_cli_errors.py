@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-import indexer.store
 from api.cli import main
 from api.cli_errors import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_SOME_REJECTED, EXIT_USAGE
 from indexer.store import IndexStore, layout
