@@ -365,11 +365,18 @@ COMMANDS = {"index": lambda args: cmd_index(args, _settings(args)), "search": cm
 
 
 def _bench(argv: list[str]) -> int:
+    """The benchmarks are a checkout-only tool (never installed): found beside this package's source."""
+    checkout = Path(__file__).resolve().parent.parent
+    if not (checkout / "benchmarks" / "bench.py").is_file():
+        print(f"error: 'papersearch bench' runs from a source checkout (no benchmarks/ beside {checkout}); "
+              "clone the repository and run pip install -e '.[bench]' there.", file=sys.stderr)
+        return 1
+    if str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
     try:
         from benchmarks import bench
-    except ImportError as exc:
-        print(f"error: the benchmarks are not installed here ({exc}); run 'papersearch bench' from a "
-              "source checkout after pip install -e '.[bench]'.", file=sys.stderr)
+    except ImportError as exc:  # a benchmark's own dependency (the 'bench' extra) is missing
+        print(f"error: a benchmark dependency is missing ({exc}); run pip install -e '.[bench]'.", file=sys.stderr)
         return 1
     return bench.main(argv, prog="papersearch bench")
 

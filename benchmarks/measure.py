@@ -151,13 +151,9 @@ def run_command_cpu(argv: list[str], timeout: float = 600) -> tuple[float, float
 
 def ndcg_at_k(ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]], k: int = 10) -> float:
     """Mean nDCG@k over the queries in `qrels` (binary or graded gains, BEIR/trec_eval style)."""
-    scores = []
-    for query_id, judged in qrels.items():
-        gains = [judged.get(doc_id, 0) for doc_id in ranked.get(query_id, [])[:k]]
-        dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains) if g > 0)
-        ideal = sorted((g for g in judged.values() if g > 0), reverse=True)[:k]
-        idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-        scores.append(dcg / idcg if idcg else 0.0)
+    from search.metrics import ndcg_at_k as one_query  # the one definition `papersearch eval` uses
+
+    scores = [one_query(ranked.get(query_id, []), judged, k) for query_id, judged in qrels.items()]
     return sum(scores) / len(scores) if scores else float("nan")
 
 

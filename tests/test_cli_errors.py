@@ -72,7 +72,8 @@ def tmpfs(directory: Path, size: str):
 
 def _copy_index(source: Path, target: Path) -> Path:
     # Without the ONNX export (87 MB): these tests never encode a query.
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(layout.lock_file(source).name, layout.onnx_export_dir(source, "x").parent.name))
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(
+        layout.lock_file(source).name, layout.onnx_export_dir(source, "x").parent.name))
     return target
 
 
