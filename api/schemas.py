@@ -6,7 +6,7 @@ a silently ignored option.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
@@ -173,6 +173,8 @@ def _integer(**bounds: int) -> Any:
 
 
 Year = _integer(ge=1000, le=2999)
+# search.related.MODES; the default there is the default here.
+RelatedMode = Literal["dense", "lexical", "hybrid"]
 
 
 class FilterFields(BaseModel):
@@ -190,6 +192,7 @@ class RelatedRequest(FilterFields):
     text: Text = Field(min_length=1, description="a pasted abstract or draft")
     limit: _integer(ge=1) = 10
     offset: _integer(ge=0) = 0
+    mode: RelatedMode = Field("hybrid", description="ranking method")
 
 
 class RecommendRequest(FilterFields):
@@ -199,6 +202,7 @@ class RecommendRequest(FilterFields):
     negative: list[Text] = Field(default_factory=list, description="disliked paper ids")
     limit: _integer(ge=1) = 10
     offset: _integer(ge=0) = 0
+    mode: RelatedMode = Field("hybrid", description="ranking method")
 
 
 def bounded_requests(settings: Settings) -> tuple[type[RelatedRequest], type[RecommendRequest]]:
