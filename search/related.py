@@ -35,13 +35,16 @@ DEFAULT_MODE = "hybrid"
 # Candidates fused from each side (more when a page reaches deeper), as hybrid search does.
 RELATED_DEPTH = 100
 # More-like-this term selection (Elasticsearch's defaults are 25 terms, min_term_freq 2 and
-# min_doc_freq 5; an abstract is too short for min_term_freq 2).
-MLT_MAX_TERMS = 25
+# min_doc_freq 5; an abstract is too short for min_term_freq 2). On csfcube-dev 10, 25, 40 and 60
+# terms gave hybrid nDCG@10 0.597-0.600 (noise on 21 queries); 40 is lexically best among them
+# (0.480) and keeps the BM25 query bounded when several liked papers pool their terms.
+MLT_MAX_TERMS = 40
 MLT_MIN_TERM_FREQ = 1
 MLT_MIN_DOC_FREQ = 2
 # A term in more than this share of the papers says nothing about relatedness.
 MLT_MAX_DOC_SHARE = 0.5
-# Fusion: reciprocal rank fusion with the dense side weighted; chosen on csfcube-dev.
+# Fusion: plain reciprocal rank fusion. Weighted RRF (dense 1.5, 2) and convex combinations
+# (alpha 0.3-0.7) measured no better on csfcube-dev (docs/quality.md).
 FUSION_K = 60.0
 DENSE_WEIGHT = 1.0
 
