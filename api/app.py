@@ -54,6 +54,7 @@ from search.engine import SearchEngine
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # The engine's own default mode, so a new default (e.g. hybrid) needs no change here.
 DEFAULT_MODE: str = inspect.signature(SearchEngine.search).parameters["mode"].default
+RELATED_MODE: str = inspect.signature(SearchEngine.related).parameters["mode"].default
 # Where the /docs and /redoc pages find Swagger UI's and ReDoc's files (the fastapi-offline package).
 DOCS_ASSETS = "/docs-assets"
 # The page may only load its own files and call its own API: a strong guard against XSS.
@@ -172,11 +173,12 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
     # Ids may hold slashes (DOIs, old arXiv ids), hence ":path"; "/related" is declared first.
     @router.get("/papers/{paper_id:path}/related", response_model=RelatedResponse, tags=["search"])
     def related_to_paper(service: Service, paper_id: str, filters: Annotated[Filters, Depends(filters_from_query)],
-                         limit: Limit = 10, offset: Offset = 0):
+                         limit: Limit = 10, offset: Offset = 0,
+                         mode: Annotated[Mode, Query(description="ranking method")] = RELATED_MODE):
         """Papers related to a stored paper; never the paper itself."""
         started = time.perf_counter()
         with service.reading() as engine:
-            hits = engine.related(paper_id=paper_id, limit=limit, offset=offset, filters=filters)
+            hits = engine.related(paper_id=paper_id, limit=limit, offset=offset, filters=filters, mode=mode)
         return {"paper_id": paper_id, **_page(hits, limit, offset, started, settings.max_offset)}
 
     @router.get("/papers/{paper_id:path}", response_model=PaperOut, tags=["papers"])
@@ -194,7 +196,8 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
         filters = _filters(body.year_from, body.year_to, body.category, body.author)
         started = time.perf_counter()
         with service.reading() as engine:
-            hits = engine.related(text=body.text, limit=body.limit, offset=body.offset, filters=filters)
+            hits = engine.related(text=body.text, limit=body.limit, offset=body.offset, filters=filters,
+                                  mode=body.mode)
         return {"paper_id": None, **_page(hits, body.limit, body.offset, started, settings.max_offset)}
 
     @router.post("/recommend", response_model=RecommendResponse, tags=["search"])
@@ -204,7 +207,7 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
         started = time.perf_counter()
         with service.reading() as engine:
             hits = engine.recommend(body.positive, body.negative, limit=body.limit, offset=body.offset,
-                                    filters=filters)
+                                    filters=filters, mode=body.mode)
         page = _page(hits, body.limit, body.offset, started, settings.max_offset)
         return {"positive": body.positive, "negative": body.negative, **page}
 

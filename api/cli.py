@@ -25,7 +25,9 @@ from api.serve_flags import add_serve_flags, serve_overrides
 from indexer.vectors import INDEX_TYPES  # names only: FAISS is not imported for `--help`
 from models.config import Settings, default_index_dir
 from models.errors import InvalidInput, PaperSearchError
-from models.query import DEFAULT_MODE, MODES  # the vocabulary only: `--help` never imports the engine
+
+# The vocabulary only: `--help` never imports the engine.
+from models.query import DEFAULT_MODE, EVAL_TASKS, MODES, RELATED_DEFAULT_MODE
 
 EXAMPLES = {
     "index": "papersearch index papers.jsonl --index ./my-index   (on a cluster: --ray ray://head:10001)",
@@ -121,11 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("related", "Papers related to a stored paper (by id) or to a pasted abstract (--text).")
     p.add_argument("paper_id", nargs="?", help="the paper's id")
     p.add_argument("--text", help="an abstract or draft instead of a paper id ('-' reads stdin)")
+    p.add_argument("--mode", choices=MODES, default=RELATED_DEFAULT_MODE,
+                   help="ranking: dense (embeddings), lexical (BM25 over the paper's distinctive terms) "
+                        "or hybrid (both fused; default)")
     _add_filters(p)
 
     p = command("recommend", "Papers like the liked ones (--positive) and unlike the disliked (--negative).")
     p.add_argument("--positive", "-p", nargs="+", required=True, metavar="ID", help="liked paper ids")
     p.add_argument("--negative", "-n", nargs="*", default=[], metavar="ID", help="disliked paper ids")
+    p.add_argument("--mode", choices=MODES, default=RELATED_DEFAULT_MODE,
+                   help="ranking: dense (embeddings), lexical (BM25 over the liked papers' distinctive terms) "
+                        "or hybrid (both fused; default)")
     _add_filters(p)
 
     p = command("delete", "Remove papers from the index.")
@@ -156,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=f"Example: {EXAMPLES['eval']}")
     p.add_argument("dataset_dir", type=Path, metavar="DATASET_DIR", help="folder in BEIR layout")
     p.add_argument("--split", default="test", help="qrels split to score (default test)")
+    p.add_argument("--task", choices=EVAL_TASKS, default="search",
+                   help="search (the queries' text; default), related (related papers of the paper each query "
+                        "names in metadata.paper_id) or recommend (from half of each query's relevant papers)")
     p.add_argument("--mode", nargs="+", choices=MODES, default=list(MODES),
                    help="one or more rankings to score (default: all three)")
     p.add_argument("--model", default=None, help="sentence-transformers model name or path (default bundled MiniLM)")
@@ -224,7 +235,7 @@ def cmd_related(args: argparse.Namespace) -> int:
         raise PaperSearchError("Give a paper id, or --text with an abstract. Example: " + EXAMPLES["related"])
     engine = _open_engine(args)
     hits = engine.related(paper_id=args.paper_id, text=text, limit=args.limit, offset=args.offset,
-                          filters=_filters(args))
+                          filters=_filters(args), mode=args.mode)
     print_hits(hits, args.json)
     return 0
 
@@ -235,7 +246,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise UsageError(f"{', '.join(map(repr, both))} cannot be both liked (--positive) and disliked (--negative).")
     engine = _open_engine(args)
     print_hits(engine.recommend(args.positive, args.negative, limit=args.limit, offset=args.offset,
-                                 filters=_filters(args)), args.json)
+                                filters=_filters(args), mode=args.mode), args.json)
     return 0
 
 
@@ -287,13 +298,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from api.evaluate import evaluate
 
     settings = Settings.from_env(model=args.model, eval_cache_dir=args.eval_cache_dir)
-    reports = evaluate(args.dataset_dir, settings, split=args.split, modes=tuple(dict.fromkeys(args.mode)))
+    reports = evaluate(args.dataset_dir, settings, split=args.split, modes=tuple(dict.fromkeys(args.mode)),
+                       task=args.task)
     if args.json:
         for report in reports:
             print(json.dumps(report.to_dict()))
         return 0
     first = reports[0]
-    print(f"{first.dataset} / {first.split}: {first.queries} judged queries, model {first.model}")
+    task = "" if args.task == "search" else f", task {args.task}"
+    print(f"{first.dataset} / {first.split}: {first.queries} judged queries, model {first.model}{task}")
     print(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>8} {'MRR@10':>8} {'ms/query':>9}")
     for report in reports:
         print(f"{report.mode:<8} {report.ndcg_at_10:>8.4f} {report.recall_at_100:>8.4f} "

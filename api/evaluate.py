@@ -194,10 +194,18 @@ def run_queries(engine, queries: dict[str, str], mode: str,
 
 
 def evaluate(dataset_dir: str | Path, settings: Settings, split: str = "test", modes: tuple[str, ...] = ("hybrid",),
-             embedder: Embedder | None = None) -> list[EvalReport]:
-    """Build or reuse the dataset's index, then score each mode on the split's judged queries."""
+             embedder: Embedder | None = None, task: str = "search") -> list[EvalReport]:
+    """Build or reuse the dataset's index, then score each mode on the split's judged queries.
+
+    `task` "related" or "recommend" scores those instead of search (api/eval_tasks.py).
+    """
     from models.config import DEFAULT_MODEL
     from search.engine import SearchEngine
+
+    if task != "search":
+        from api.eval_tasks import evaluate_task
+
+        return evaluate_task(dataset_dir, settings, task, split, modes, embedder)
 
     dataset = load_beir(dataset_dir, split)
     embedder = embedder or Embedder(settings.model or DEFAULT_MODEL, threads=settings.threads,

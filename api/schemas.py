@@ -6,12 +6,13 @@ a silently ignored option.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from models.config import Settings
 from models.paper import YEAR_MAX, YEAR_MIN, Hit, Paper
+from models.query import MODES, RELATED_DEFAULT_MODE
 
 # Most paper ids one recommend request may name.
 
@@ -173,6 +174,7 @@ def _integer(**bounds: int) -> Any:
 
 
 Year = _integer(ge=YEAR_MIN, le=YEAR_MAX)
+RelatedMode = Literal[MODES]  # type: ignore[valid-type]
 
 
 class FilterFields(BaseModel):
@@ -190,6 +192,7 @@ class RelatedRequest(FilterFields):
     text: Text = Field(min_length=1, description="a pasted abstract or draft")
     limit: _integer(ge=1) = 10
     offset: _integer(ge=0) = 0
+    mode: RelatedMode = Field(RELATED_DEFAULT_MODE, description="ranking method")
 
 
 class RecommendRequest(FilterFields):
@@ -199,6 +202,7 @@ class RecommendRequest(FilterFields):
     negative: list[Text] = Field(default_factory=list, description="disliked paper ids")
     limit: _integer(ge=1) = 10
     offset: _integer(ge=0) = 0
+    mode: RelatedMode = Field(RELATED_DEFAULT_MODE, description="ranking method")
 
 
 def bounded_requests(settings: Settings) -> tuple[type[RelatedRequest], type[RecommendRequest]]:

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 # "dense" (embedding similarity), "lexical" (BM25) or "hybrid" (both, fused).
 MODES = ("dense", "lexical", "hybrid")
 DEFAULT_MODE = "hybrid"
+# Related work and recommendations rank with the same modes; hybrid measured best on csfcube-dev
+# (docs/quality.md, "Related work and recommendations").
+RELATED_DEFAULT_MODE = "hybrid"
+# What `papersearch eval --task` measures: free-text search, related-by-id, recommendations.
+EVAL_TASKS = ("search", "related", "recommend")
 
 
 @dataclass

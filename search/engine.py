@@ -20,9 +20,10 @@ from indexer.store import IndexStore, onnx_export_dir
 from models.config import Settings
 from models.embedder import Embedder, model_fingerprint
 from models.errors import IndexNotBuilt, InvalidQuery, ModelLoadError, PaperNotFound
-from models.paper import Hit
-from models.query import DEFAULT_MODE, MODES, Filters
+from models.paper import Hit, embed_text
+from models.query import DEFAULT_MODE, MODES, RELATED_DEFAULT_MODE, Filters
 from search import checks, fusion, highlight, rank
+from search import related as related_ranking
 from search.lexical import LexicalSearcher, query_terms
 
 # Hybrid search fuses this many candidates from each side (more when a page reaches deeper).
@@ -163,11 +164,17 @@ class SearchEngine:
         return hits
 
     def related(self, paper_id: str | None = None, text: str | None = None, limit: int = 10,
-                offset: int = 0, filters: Filters | None = None) -> list[Hit]:
-        """Papers most similar to a stored paper, or to a pasted abstract; never the paper itself."""
+                offset: int = 0, filters: Filters | None = None, mode: str = RELATED_DEFAULT_MODE) -> list[Hit]:
+        """Papers most similar to a stored paper, or to a pasted abstract; never the paper itself.
+
+        Args:
+            mode: "dense" (the paper's vector), "lexical" (BM25 over its most distinctive terms)
+                or "hybrid" (both, fused; search/related.py).
+        """
         checks.check_page(limit, offset, self.settings)
         if (paper_id is None) == (text is None):
             raise InvalidQuery("Give either a paper id or a text for related papers, not both or neither.")
+        related_ranking.check_mode(mode)
         exclude: set[int] = set()
         if paper_id is not None:
             stored = self.store.embeddings_for([paper_id])
@@ -175,17 +182,29 @@ class SearchEngine:
                 raise PaperNotFound(paper_id)
             vector = stored[paper_id]
             exclude = set(self.store.rowids_for([paper_id]).values())
+            sources = list(self.store.get_papers([paper_id]).values()) if mode != "dense" else []
+            texts = [embed_text(paper) for paper in sources]
         else:
-            vector = self.encoder.encode([checks.checked_query(text, self.settings)], "document")[0]
-        return self._hits(*self._dense(vector, limit + offset, filters, exclude), limit, offset)
+            texts = [checks.checked_query(text, self.settings)]
+            vector = self.encoder.encode(texts, "document")[0] if mode != "lexical" else None
+        return self._hits(*related_ranking.rank_for(self, mode, limit + offset, vector, texts, filters, exclude),
+                          limit, offset)
 
     def recommend(self, positive: list[str], negative: list[str] = (), limit: int = 10, offset: int = 0,
-                  filters: Filters | None = None) -> list[Hit]:
-        """Papers like the liked ones and unlike the disliked ones; never any of the inputs."""
+                  filters: Filters | None = None, mode: str = RELATED_DEFAULT_MODE) -> list[Hit]:
+        """Papers like the liked ones and unlike the disliked ones; never any of the inputs.
+
+        Args:
+            mode: "dense" (the Rocchio vector), "lexical" (BM25 over the liked papers' most
+                distinctive terms) or "hybrid" (both, fused).
+        """
         checks.check_page(limit, offset, self.settings)
+        related_ranking.check_mode(mode)
         query, wanted = rank.recommendation_query(positive, negative, self.store.embeddings_for)
         exclude = set(self.store.rowids_for(wanted).values())
-        return self._hits(*self._dense(query, limit + offset, filters, exclude), limit, offset)
+        texts = [embed_text(paper) for paper in self.store.get_papers(positive).values()] if mode != "dense" else []
+        return self._hits(*related_ranking.rank_for(self, mode, limit + offset, query, texts, filters, exclude),
+                          limit, offset)
 
     def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None,
                       exclude_ids: list[str] = ()) -> list[Hit]:

@@ -11,6 +11,7 @@ import logging
 import math
 import threading
 from collections import Counter
+from collections.abc import Mapping
 
 import numpy as np
 import tantivy
@@ -100,8 +101,12 @@ class LexicalSearcher:
                     index = self._index
         return index
 
-    def top(self, terms: list[str], k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(rowids, BM25 scores) of the k best papers, only among `allowed` rowids when given."""
+    def top(self, terms: list[str] | Mapping[str, float], k: int,
+            allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rowids, BM25 scores) of the k best papers, only among `allowed` rowids when given.
+
+        `terms` is a query's terms (a repeat counts twice) or a mapping of term -> boost.
+        """
         if not terms or k <= 0 or (allowed is not None and len(allowed) == 0):
             return _EMPTY
         searcher = self._current_index().searcher()
@@ -136,13 +141,19 @@ class LexicalSearcher:
             out[term] = math.log(1.0 + (total - df + 0.5) / (df + 0.5))
         return out
 
-    def _or_query(self, terms: list[str]) -> tantivy.Query:
+    def doc_freqs(self, terms: list[str]) -> tuple[int, dict[str, int]]:
+        """(papers in the index, term -> how many papers hold it), for term selection."""
+        searcher = self._current_index().searcher()
+        return searcher.num_docs, {term: searcher.doc_freq(lexical.TEXT_FIELD, term) for term in set(terms)}
+
+    def _or_query(self, terms: list[str] | Mapping[str, float]) -> tantivy.Query:
         """OR of term queries; a term repeated in the query counts that many times (as Lucene's
-        bag-of-words query does)."""
+        bag-of-words query does), a mapping gives each term its boost."""
         clauses = []
-        for term, count in Counter(terms).items():
+        boosts = terms if isinstance(terms, Mapping) else Counter(terms)
+        for term, count in boosts.items():
             query = tantivy.Query.term_query(self._schema, lexical.TEXT_FIELD, term)
-            if count > 1:
+            if count != 1:
                 query = tantivy.Query.boost_query(query, float(count))
             clauses.append((tantivy.Occur.Should, query))
         return tantivy.Query.boolean_query(clauses)
