@@ -21,12 +21,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from models.errors import InvalidQuery
-from models.query import MODES
+from models.query import MODES, Filters
 from search import checks, fusion, rank
 from search.lexical import query_terms
 
 if TYPE_CHECKING:
-    from indexer.store import Filters
     from search.engine import SearchEngine
 
 Ranking = tuple[np.ndarray, np.ndarray]

@@ -13,9 +13,10 @@ from api.app import create_app
 from api.cli import main
 from api.eval_tasks import recommendation_splits
 from api.evaluate import evaluate
-from indexer.store import Filters, IndexStore
+from indexer.store import IndexStore
 from models.config import Settings
 from models.errors import InvalidInput, InvalidQuery
+from models.query import RELATED_DEFAULT_MODE, Filters
 from search import related
 from search.rank import rocchio
 
@@ -145,7 +146,7 @@ def test_api_takes_mode_on_every_related_route(client, sample_engine):
         assert [h["paper_id"] for h in body["results"]] == _ids(sample_engine.recommend(["seed-03"], limit=5,
                                                                                          mode=mode))
     default = client.get("/papers/seed-03/related").json()["results"]
-    assert [h["paper_id"] for h in default] == _ids(sample_engine.related("seed-03", mode=related.DEFAULT_MODE))
+    assert [h["paper_id"] for h in default] == _ids(sample_engine.related("seed-03", mode=RELATED_DEFAULT_MODE))
     assert client.get("/papers/seed-03/related", params={"mode": "bm25"}).status_code == 422
     assert client.post("/recommend", json={"positive": ["seed-03"], "mode": "bm25"}).status_code == 422
 
