@@ -20,7 +20,7 @@ from pathlib import Path
 
 from api.cli_errors import UsageError, run_command
 from api.cli_index import check_room_to_write, cmd_index
-from api.cli_output import print_check, print_hits
+from api.cli_output import print_check, print_eval, print_hits
 from api.serve_flags import add_serve_flags, serve_overrides
 from indexer.vectors import INDEX_TYPES  # names only: FAISS is not imported for `--help`
 from models.config import Settings, default_index_dir
@@ -300,18 +300,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     settings = Settings.from_env(model=args.model, eval_cache_dir=args.eval_cache_dir)
     reports = evaluate(args.dataset_dir, settings, split=args.split, modes=tuple(dict.fromkeys(args.mode)),
                        task=args.task)
-    if args.json:
-        for report in reports:
-            print(json.dumps(report.to_dict()))
-        return 0
-    first = reports[0]
-    task = "" if args.task == "search" else f", task {args.task}"
-    print(f"{first.dataset} / {first.split}: {first.queries} judged queries, model {first.model}{task}")
-    print(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>8} {'MRR@10':>8} {'ms/query':>9}")
-    for report in reports:
-        print(f"{report.mode:<8} {report.ndcg_at_10:>8.4f} {report.recall_at_100:>8.4f} "
-              f"{report.mrr_at_10:>8.4f} {report.mean_latency_ms:>9.1f}")
-    print(f"index: {first.index_dir}")
+    print_eval(reports, args.task, args.json)
     return 0
 
 

@@ -56,3 +56,19 @@ def print_check(report, as_json: bool) -> int:
     hint = f" 'papersearch check --repair --index {report.directory}' can fix {fixable}." if fixable else ""
     print(f"{len(report.problems)} problem(s).{hint}", file=sys.stderr)
     return 1
+
+
+def print_eval(reports, task: str, as_json: bool) -> None:
+    """`papersearch eval`: one JSON object per mode, or a table."""
+    if as_json:
+        for report in reports:
+            print(json.dumps(report.to_dict()))
+        return
+    first = reports[0]
+    shown = "" if task == "search" else f", task {task}"
+    print(f"{first.dataset} / {first.split}: {first.queries} judged queries, model {first.model}{shown}")
+    print(f"{'mode':<8} {'nDCG@10':>8} {'R@100':>8} {'MRR@10':>8} {'ms/query':>9}")
+    for report in reports:
+        print(f"{report.mode:<8} {report.ndcg_at_10:>8.4f} {report.recall_at_100:>8.4f} "
+              f"{report.mrr_at_10:>8.4f} {report.mean_latency_ms:>9.1f}")
+    print(f"index: {first.index_dir}")
