@@ -54,7 +54,6 @@ from search.engine import SearchEngine
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # The engine's own default mode, so a new default (e.g. hybrid) needs no change here.
 DEFAULT_MODE: str = inspect.signature(SearchEngine.search).parameters["mode"].default
-RELATED_MODE: str = inspect.signature(SearchEngine.related).parameters["mode"].default
 # Where the /docs and /redoc pages find Swagger UI's and ReDoc's files (the fastapi-offline package).
 DOCS_ASSETS = "/docs-assets"
 # The page may only load its own files and call its own API: a strong guard against XSS.
@@ -152,7 +151,7 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
     Limit = Annotated[int, Query(ge=1, le=settings.max_limit, description="results per page")]
     Offset = Annotated[int, Query(ge=0, le=settings.max_offset, description="results to skip (paging)")]
     Mode = Literal[service.modes]  # type: ignore[valid-type]  # the engine's modes, whatever they are
-    RelatedRequest, RecommendRequest = bounded_requests(settings)
+    RelatedRequest, RecommendRequest = bounded_requests(settings, service.modes, service.related_default_mode)
     filters_from_query = filter_params(settings)
 
     @router.get("/search", response_model=SearchResponse, tags=["search"])
@@ -174,7 +173,7 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
     @router.get("/papers/{paper_id:path}/related", response_model=RelatedResponse, tags=["search"])
     def related_to_paper(service: Service, paper_id: str, filters: Annotated[Filters, Depends(filters_from_query)],
                          limit: Limit = 10, offset: Offset = 0,
-                         mode: Annotated[Mode, Query(description="ranking method")] = RELATED_MODE):
+                         mode: Annotated[Mode, Query(description="ranking method")] = service.related_default_mode):
         """Papers related to a stored paper; never the paper itself."""
         started = time.perf_counter()
         with service.reading() as engine:

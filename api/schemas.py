@@ -205,10 +205,13 @@ class RecommendRequest(FilterFields):
     mode: RelatedMode = Field(RELATED_DEFAULT_MODE, description="ranking method")
 
 
-def bounded_requests(settings: Settings) -> tuple[type[RelatedRequest], type[RecommendRequest]]:
-    """The request models with one server's bounds (from Settings), so /openapi.json states them
-    and pydantic enforces them: a client that follows the schema is never refused for size."""
+def bounded_requests(settings: Settings, modes: tuple[str, ...] = MODES, default_mode: str = RELATED_DEFAULT_MODE,
+                     ) -> tuple[type[RelatedRequest], type[RecommendRequest]]:
+    """The request models with one server's bounds (from Settings) and modes (a shard router has
+    fewer), so /openapi.json states them and pydantic enforces them: a client that follows the
+    schema is never refused for size."""
     common: dict[str, Any] = {
+        "mode": (Literal[modes], Field(default_mode, description="ranking method")),  # type: ignore[valid-type]
         "limit": (_integer(ge=1, le=settings.max_limit), Field(10, description="results per page")),
         "offset": (_integer(ge=0, le=settings.max_offset), Field(0, description="results to skip (paging)")),
         "category": (Text | None, Field(None, max_length=settings.max_filter_chars,

@@ -22,7 +22,8 @@ from models.config import Settings
 from models.embedder import Embedder
 from models.errors import IndexBusy, IndexCorrupt, PaperNotFound, PaperSearchError
 from models.paper import Paper
-from search.engine import DEFAULT_MODE, MODES, SearchEngine
+from models.query import DEFAULT_MODE, MODES, RELATED_DEFAULT_MODE
+from search.engine import SearchEngine
 
 # How often (seconds) a read checks whether another process wrote to the index.
 EXTERNAL_WRITE_CHECK_SECONDS = 1.0
@@ -90,6 +91,7 @@ class IndexService:
     read_only = False
     modes = MODES
     default_mode = DEFAULT_MODE
+    related_default_mode = RELATED_DEFAULT_MODE
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None):
         self.settings = settings

@@ -37,6 +37,7 @@ class ShardService:
     writes_enabled = False
     modes = ShardRouter.modes
     default_mode = ShardRouter.default_mode
+    related_default_mode = ShardRouter.default_mode
 
     def __init__(self, settings: Settings, open_router: Callable[[], ShardRouter], description: str = "shards"):
         """`open_router` builds the router (e.g. `lambda: ShardRouter.open_local(dirs)`); it may raise

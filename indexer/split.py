@@ -13,6 +13,7 @@ import shutil
 from contextlib import ExitStack
 from pathlib import Path
 
+from indexer.lexical import LexicalWriter
 from indexer.store import IndexStore, Upsert, WriteLock, layout
 from models.errors import InvalidInput
 
@@ -54,6 +55,7 @@ def split_index(source: str | Path, targets: list[str | Path]) -> list[int]:
         for shard in shards:
             shard.save_vector_index(shard.build_vector_index(), shard.generation)
             shard.write_manifest()
+            LexicalWriter(shard.directory, shard).open().close()  # builds the shard's BM25 index
             _copy_query_export(store, shard)
         return counts
 

@@ -150,9 +150,7 @@ class ShardRouter:
         """Papers ranked by similarity to a free-text query, over all shards (dense ranking only)."""
         text = checks.checked_query(query, self.settings)
         checks.check_page(limit, offset, self.settings)
-        if mode not in MODES:
-            raise InvalidQuery(f"Mode {mode!r} is not available over shards: BM25 scores differ from shard to "
-                               "shard, so sharded search ranks by embeddings only (mode 'dense').")
+        _check_mode(mode)
         vector = self.encoder.encode([text], "query")[0]
         hits = self._fan_out(vector, limit, offset, filters, [])
         if snippets:
@@ -161,10 +159,11 @@ class ShardRouter:
         return hits
 
     def related(self, paper_id: str | None = None, text: str | None = None, limit: int = 10, offset: int = 0,
-                filters: Filters | None = None) -> list[Hit]:
+                filters: Filters | None = None, mode: str = "dense") -> list[Hit]:
         """Papers most similar to a stored paper (on whichever shard holds it) or to a pasted abstract;
-        never the paper itself."""
+        never the paper itself (dense ranking only)."""
         checks.check_page(limit, offset, self.settings)
+        _check_mode(mode)
         if (paper_id is None) == (text is None):
             raise InvalidQuery("Give either a paper id or a text for related papers, not both or neither.")
         if paper_id is not None:
@@ -173,9 +172,10 @@ class ShardRouter:
         return self._fan_out(vector, limit, offset, filters, [])
 
     def recommend(self, positive: list[str], negative: list[str] = (), limit: int = 10, offset: int = 0,
-                  filters: Filters | None = None) -> list[Hit]:
-        """Papers like the liked ones and unlike the disliked ones; never any of the inputs."""
+                  filters: Filters | None = None, mode: str = "dense") -> list[Hit]:
+        """Papers like the liked ones and unlike the disliked ones; never any of the inputs (dense only)."""
         checks.check_page(limit, offset, self.settings)
+        _check_mode(mode)
         query, wanted = rank.recommendation_query(positive, negative, self._vectors)
         return self._fan_out(query, limit, offset, filters, wanted)
 
@@ -229,3 +229,9 @@ class ShardedStore:
 
     def size_on_disk(self) -> int:
         return sum(self._router._each(lambda s: s.size_on_disk()))
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise InvalidQuery(f"Mode {mode!r} is not available over shards: BM25 scores differ from shard to "
+                           "shard, so sharded search ranks by embeddings only (mode 'dense').")

@@ -128,10 +128,10 @@ def test_two_shards_filter_relate_and_recommend_like_the_single_index(sample_rou
     filters = Filters(year_from=2022)
     assert_same_hits(sample_router.search("OCR", limit=10, filters=filters),
                      sample_engine.search("OCR", limit=10, filters=filters, mode="dense"))
-    assert_same_hits(sample_router.related(ids[0], limit=10), sample_engine.related(ids[0], limit=10))
+    assert_same_hits(sample_router.related(ids[0], limit=10), sample_engine.related(ids[0], limit=10, mode="dense"))
     assert ids[0] not in [h.paper.paper_id for h in sample_router.related(ids[0], limit=23)]
     assert_same_hits(sample_router.recommend(ids[:2], ids[-1:], limit=10),
-                     sample_engine.recommend(ids[:2], ids[-1:], limit=10))
+                     sample_engine.recommend(ids[:2], ids[-1:], limit=10, mode="dense"))
     with pytest.raises(PaperNotFound):
         sample_router.related("no-such-paper")
 
@@ -189,11 +189,11 @@ def test_router_app_answers_like_the_single_index_app(clients):
     for params in ({"q": "protein folding", "limit": 5}, {"q": "OCR", "limit": 3, "offset": 2, "year_from": 2021}):
         _same_page(sharded.get("/search", params=params), whole.get("/search", params={**params, "mode": "dense"}))
     _same_page(sharded.get("/papers/seed-03/related", params={"limit": 4}),
-               whole.get("/papers/seed-03/related", params={"limit": 4}))
+               whole.get("/papers/seed-03/related", params={"limit": 4, "mode": "dense"}))
     body = {"text": "predicting protein structure from sequence", "limit": 5}
-    _same_page(sharded.post("/related", json=body), whole.post("/related", json=body))
+    _same_page(sharded.post("/related", json=body), whole.post("/related", json={**body, "mode": "dense"}))
     body = {"positive": ["seed-03", "seed-17"], "negative": ["seed-09"], "limit": 5}
-    _same_page(sharded.post("/recommend", json=body), whole.post("/recommend", json=body))
+    _same_page(sharded.post("/recommend", json=body), whole.post("/recommend", json={**body, "mode": "dense"}))
     assert sharded.get("/papers/seed-03").json() == whole.get("/papers/seed-03").json()
     health, single_health = sharded.get("/health").json(), whole.get("/health").json()
     assert health.keys() == single_health.keys() and health["status"] == "ready" and health["papers"] == 24
@@ -312,7 +312,7 @@ def test_ray_serve_shards_answer_like_the_single_index(ray_local, sample_shards,
             first = want[0].paper.paper_id
             related = client.get(f"/papers/{first}/related", params={"limit": 5}).json()["results"]
             assert [r["paper_id"] for r in related] == \
-                   [h.paper.paper_id for h in sample_engine.related(first, limit=5)]
+                   [h.paper.paper_id for h in sample_engine.related(first, limit=5, mode="dense")]
             assert_error(client.get("/papers/no-such-paper/related"), 404, "paper_not_found")
             assert client.get("/search", params={"q": " "}).json() == {"error": {
                 "code": "invalid_query", "message": "The query is empty: type a few words, such as 'lightweight OCR'."}}
