@@ -147,15 +147,19 @@ def cache_key(dataset: BeirDataset, model_fingerprint: str) -> str:
     return f"{dataset.name}-{corpus_digest(dataset.corpus_path)[:16]}-{model_fingerprint}-{indexing_code_digest()}"
 
 
-def indexing_code_digest() -> str:
-    """sha256 (12 hex digits) of the source files that decide what an index holds."""
+def indexing_code_files() -> list[Path]:
+    """The source files that decide what an index holds: the whole write side and the record."""
     import indexer
     import models
 
+    return sorted(Path(indexer.__file__).parent.rglob("*.py")) + [Path(models.__file__).parent / "paper.py"]
+
+
+def indexing_code_digest() -> str:
+    """sha256 (12 hex digits) of `indexing_code_files()`, names and contents."""
     digest = hashlib.sha256()
-    files = sorted(Path(indexer.__file__).parent.rglob("*.py")) + [Path(models.__file__).parent / "paper.py"]
-    for path in files:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in indexing_code_files():
+        digest.update(str(path.relative_to(path.parents[1])).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
 
 

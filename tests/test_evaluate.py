@@ -13,7 +13,7 @@ from models.config import Settings
 from models.errors import InvalidInput
 from search.metrics import mrr_at_k, ndcg_at_k, recall_at_k, score_run
 
-from .conftest import SAMPLE
+from .conftest import ROOT, SAMPLE
 
 # --- metrics --------------------------------------------------------------------------------------
 
@@ -141,3 +141,15 @@ def test_eval_command_prints_a_table_and_json(tmp_path, capsys, monkeypatch):
 def test_eval_command_reports_a_bad_folder(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nowhere")]) == 1
     assert "no such data set folder" in capsys.readouterr().err
+
+
+def test_the_cache_key_changes_with_the_indexing_code(tmp_path):
+    """A cached index is reused only by the code that built it, so it cannot hide an indexing regression."""
+    from api.evaluate import cache_key, indexing_code_digest, indexing_code_files
+
+    names = {str(p.relative_to(ROOT)) for p in indexing_code_files()}
+    for part in ("indexer/records.py", "indexer/plan.py", "indexer/build.py", "indexer/store/writes.py",
+                 "indexer/ingest.py", "indexer/lexical.py", "models/paper.py"):
+        assert part in names
+    folder = write_beir(tmp_path / "tiny", QUERIES, QRELS)
+    assert cache_key(load_beir(folder), "fp").endswith(f"-fp-{indexing_code_digest()}")
