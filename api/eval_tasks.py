@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from api.evaluate import EvalReport, _find, _read_jsonl, load_beir, prepare_index
+from api.evaluate import EvalReport, _find, _read_jsonl, load_beir, open_dataset_engine
 from models.config import Settings
 from models.embedder import Embedder
 from models.errors import InvalidInput
@@ -72,8 +72,6 @@ def _timed_run(requests: dict[str, object], call) -> tuple[dict[str, list[str]],
 def evaluate_task(dataset_dir: str | Path, settings: Settings, task: str, split: str = "test",
                   modes: tuple[str, ...] = ("hybrid",), embedder: Embedder | None = None) -> list[EvalReport]:
     """Build or reuse the dataset's index, then score `related` or `recommend` in each mode."""
-    from models.config import DEFAULT_MODEL
-    from search.engine import SearchEngine
 
     if task not in ("related", "recommend"):
         raise InvalidInput(f"Unknown eval task {task!r}; choose one of: {', '.join(TASKS)}.")
@@ -89,11 +87,7 @@ def evaluate_task(dataset_dir: str | Path, settings: Settings, task: str, split:
                                "and held out.")
         requests = {qid: tuple(liked) for qid, (liked, _) in splits.items()}
         qrels = {qid: held for qid, (_, held) in splits.items()}
-    embedder = embedder or Embedder(settings.model or DEFAULT_MODEL, threads=settings.threads,
-                                    batch_size=settings.batch_size)
-    index_dir = prepare_index(dataset, settings, embedder)
-    engine = SearchEngine.open(Settings(index_dir=index_dir, max_limit=max(settings.max_limit, _DEPTH)),
-                               encoder=embedder)
+    engine, embedder, index_dir = open_dataset_engine(dataset, settings, embedder, _DEPTH)
     try:
         _check_known(engine, requests, dataset_dir)
         reports = []

@@ -197,26 +197,32 @@ def run_queries(engine, queries: dict[str, str], mode: str,
     return run, spent / max(len(queries), 1)
 
 
+def open_dataset_engine(dataset: BeirDataset, settings: Settings, embedder: Embedder | None, depth: int):
+    """(engine, embedder, index dir) over the dataset's index, built or reused; pages up to `depth` deep."""
+    from models.config import DEFAULT_MODEL
+    from search.engine import SearchEngine
+
+    embedder = embedder or Embedder(settings.model or DEFAULT_MODEL, threads=settings.threads,
+                                    batch_size=settings.batch_size)
+    index_dir = prepare_index(dataset, settings, embedder)
+    engine = SearchEngine.open(Settings(index_dir=index_dir, max_limit=max(settings.max_limit, depth)),
+                               encoder=embedder)
+    return engine, embedder, index_dir
+
+
 def evaluate(dataset_dir: str | Path, settings: Settings, split: str = "test", modes: tuple[str, ...] = ("hybrid",),
              embedder: Embedder | None = None, task: str = "search") -> list[EvalReport]:
     """Build or reuse the dataset's index, then score each mode on the split's judged queries.
 
     `task` "related" or "recommend" scores those instead of search (api/eval_tasks.py).
     """
-    from models.config import DEFAULT_MODEL
-    from search.engine import SearchEngine
-
     if task != "search":
         from api.eval_tasks import evaluate_task
 
         return evaluate_task(dataset_dir, settings, task, split, modes, embedder)
 
     dataset = load_beir(dataset_dir, split)
-    embedder = embedder or Embedder(settings.model or DEFAULT_MODEL, threads=settings.threads,
-                                    batch_size=settings.batch_size)
-    index_dir = prepare_index(dataset, settings, embedder)
-    engine = SearchEngine.open(Settings(index_dir=index_dir, max_limit=max(settings.max_limit, _SEARCH_DEPTH)),
-                               encoder=embedder)
+    engine, embedder, index_dir = open_dataset_engine(dataset, settings, embedder, _SEARCH_DEPTH)
     try:
         engine.search("warm up", limit=1, mode="hybrid", snippets=False)  # load the model outside the timing
         reports = []
