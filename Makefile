@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 INDEX ?= $(CURDIR)/.papersearch/sample-index
 
-.PHONY: install install-test browser run search test test-fast lint
+.PHONY: install install-test browser run search test test-fast test-shuffled lint
 
 install:
 	$(PIP) install -q "$(TORCH_SPEC)" $(TORCH_INDEX)
@@ -42,6 +42,11 @@ test: install-test browser
 # The fast tests only (what a plain `pytest` runs).
 test-fast:
 	$(PYTHON) -m pytest
+
+# The fast tests in a random global order; the seed is printed, rerun one with RANDOM_SEED=N.
+RANDOM_SEED ?= $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+test-shuffled:
+	$(PYTHON) -m pytest -p random_order --random-order-bucket=global --random-order-seed=$(RANDOM_SEED)
 
 lint:
 	ruff check . && ruff format --check .
