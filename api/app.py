@@ -8,7 +8,6 @@ functions that take it; they show up in /openapi.json.
 # No `from __future__ import annotations` here: FastAPI reads the route annotations at run time,
 # and they name bounds local to the router factories.
 import hmac
-import inspect
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
@@ -48,12 +47,10 @@ from models.config import Settings
 from models.embedder import Embedder
 from models.errors import PaperNotFound, PaperSearchError
 from models.paper import YEAR_MAX, YEAR_MIN
-from models.query import Filters
-from search.engine import SearchEngine
+from models.query import DEFAULT_MODE, Filters  # noqa: F401  (DEFAULT_MODE: part of this module's surface)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # The engine's own default mode, so a new default (e.g. hybrid) needs no change here.
-DEFAULT_MODE: str = inspect.signature(SearchEngine.search).parameters["mode"].default
 # Where the /docs and /redoc pages find Swagger UI's and ReDoc's files (the fastapi-offline package).
 DOCS_ASSETS = "/docs-assets"
 # The page may only load its own files and call its own API: a strong guard against XSS.

@@ -11,7 +11,7 @@ import re
 from models.config import Settings
 from models.errors import InvalidQuery
 from models.paper import YEAR_MAX, YEAR_MIN
-from models.query import Filters
+from models.query import MODES, Filters
 
 # Lone UTF-16 surrogates (from JSON "\ud800" escapes) are not text; the tokenizer refuses them.
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -51,3 +51,9 @@ def checked_filters(filters: Filters, settings: Settings) -> Filters:
                 raise InvalidQuery(f"The {name} filter must be text of at most {settings.max_filter_chars} characters.")
             texts[name] = _LONE_SURROGATE.sub("\ufffd", value)
     return dataclasses.replace(filters, **texts)
+
+
+def check_mode(mode: str) -> None:
+    """A ranking the engine offers (search, related and recommend share them)."""
+    if mode not in MODES:
+        raise InvalidQuery(f"Unknown mode {mode!r}; choose one of: {', '.join(MODES)}.")

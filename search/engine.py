@@ -21,7 +21,7 @@ from models.config import Settings
 from models.embedder import Embedder, model_fingerprint
 from models.errors import IndexNotBuilt, InvalidQuery, ModelLoadError, PaperNotFound
 from models.paper import Hit, embed_text
-from models.query import DEFAULT_MODE, MODES, RELATED_DEFAULT_MODE, Filters
+from models.query import DEFAULT_MODE, RELATED_DEFAULT_MODE, Filters
 from search import checks, fusion, highlight, rank
 from search import related as related_ranking
 from search.lexical import LexicalSearcher, query_terms
@@ -143,8 +143,7 @@ class SearchEngine:
         """
         text = checks.checked_query(query, self.settings)
         checks.check_page(limit, offset, self.settings)
-        if mode not in MODES:
-            raise InvalidQuery(f"Unknown mode {mode!r}; choose one of: {', '.join(MODES)}.")
+        checks.check_mode(mode)
         terms = query_terms(text)
         active = filters is not None and filters.active()
         allowed = self.store.filter_rowids(checks.checked_filters(filters, self.settings)) if active else None
@@ -174,7 +173,7 @@ class SearchEngine:
         checks.check_page(limit, offset, self.settings)
         if (paper_id is None) == (text is None):
             raise InvalidQuery("Give either a paper id or a text for related papers, not both or neither.")
-        related_ranking.check_mode(mode)
+        checks.check_mode(mode)
         exclude: set[int] = set()
         if paper_id is not None:
             stored = self.store.embeddings_for([paper_id])
@@ -199,7 +198,7 @@ class SearchEngine:
                 distinctive terms) or "hybrid" (both, fused).
         """
         checks.check_page(limit, offset, self.settings)
-        related_ranking.check_mode(mode)
+        checks.check_mode(mode)
         query, wanted = rank.recommendation_query(positive, negative, self.store.embeddings_for)
         exclude = set(self.store.rowids_for(wanted).values())
         texts = [embed_text(paper) for paper in self.store.get_papers(positive).values()] if mode != "dense" else []

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.errors import InvalidQuery
-from models.query import MODES, Filters
+from models.query import Filters
 from search import checks, fusion, rank
 from search.lexical import query_terms
 
@@ -107,12 +106,6 @@ def ranking(mode: str, depth: int, dense: Callable[[int], Ranking], lexical: Cal
         return lexical(depth)
     deep = max(depth, RELATED_DEPTH)
     return fuse(dense(deep), lexical(deep))
-
-
-def check_mode(mode: str) -> None:
-    """Raise InvalidQuery for a mode that is not one of MODES."""
-    if mode not in MODES:
-        raise InvalidQuery(f"Unknown mode {mode!r}; choose one of: {', '.join(MODES)}.")
 
 
 def rank_for(engine: SearchEngine, mode: str, depth: int, vector: np.ndarray | None, texts: list[str],
