@@ -18,12 +18,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from api.errors import ApiError
+from api.service import REOPEN_SECONDS  # one retry pause for every service that opens lazily
 from models.config import Settings
 from models.errors import PaperSearchError
 from search.shards import ShardRouter
-
-# How often (seconds) a request retries opening shards that were absent or unreadable.
-REOPEN_SECONDS = 1.0
 
 READ_ONLY_MESSAGE = ("This server answers queries over {shards} and takes no writes. Add or delete papers in "
                      "the shard indexes with 'papersearch index FILE --index SHARD_DIR' or 'papersearch "
