@@ -25,7 +25,7 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis")
 
 from schemathesis import GenerationMode  # noqa: E402
-from schemathesis.specs.openapi.checks import positive_data_acceptance  # noqa: E402
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance  # noqa: E402
 
 from api.app import create_app  # noqa: E402
 from models.config import Settings  # noqa: E402
@@ -55,8 +55,16 @@ in_process = schemathesis.pytest.from_fixture("api_schema")
 @in_process.parametrize()
 def test_every_operation_answers_as_documented_in_process(case):
     """Every check but positive_data_acceptance: no 5xx, status, content type, headers and body
-    as documented, schema-violating input refused, writes refused without the key."""
-    case.call_and_validate(excluded_checks=[positive_data_acceptance])
+    as documented, schema-violating input refused, writes refused without the key.
+
+    POST /papers checks each record on its own: a list holding some bad records applies the good
+    ones and lists the bad in `rejected` (422 only when none is usable), which JSON Schema cannot
+    state, so "a schema-violating body is refused" does not apply to that one operation.
+    """
+    excluded = [positive_data_acceptance]
+    if (case.operation.method.upper(), case.operation.path) == ("POST", "/papers"):
+        excluded.append(negative_data_rejection)
+    case.call_and_validate(excluded_checks=excluded)
 
 
 @pytest.mark.slow
