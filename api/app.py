@@ -50,6 +50,9 @@ from models.paper import YEAR_MAX, YEAR_MIN
 from models.query import DEFAULT_MODE, Filters  # noqa: F401  (DEFAULT_MODE: part of this module's surface)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Routers that live in their own module (api/routes_*.py): each has `routes(settings, service)`
+# returning an APIRouter. A new group of endpoints is a new module plus one entry here.
+ROUTE_MODULES: tuple = ()
 # The engine's own default mode, so a new default (e.g. hybrid) needs no change here.
 # Where the /docs and /redoc pages find Swagger UI's and ReDoc's files (the fastapi-offline package).
 DOCS_ASSETS = "/docs-assets"
@@ -90,7 +93,8 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                        allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"],
                        max_age=600)
-    routers = (_read_routes(settings, service), _write_routes(settings), _page_routes())
+    routers = (_read_routes(settings, service), _write_routes(settings),
+               *(module.routes(settings, service) for module in ROUTE_MODULES), _page_routes())
     for router in routers:
         app.include_router(router)
     # Every route, flat, for the Allow header of a 405 (include_router keeps routers nested).

@@ -18,13 +18,15 @@ import json
 import sys
 from pathlib import Path
 
+from api import cli_shards
+from api.cli_args import PORT, add_common, add_filters, filters_from, settings_from, whole_number
 from api.cli_errors import UsageError, run_command
 from api.cli_index import check_room_to_write, cmd_index
 from api.cli_output import print_check, print_eval, print_hits
-from api.serve_flags import add_serve_flags, serve_overrides
+from api.serve_flags import add_serve_flags
 from indexer.vectors import INDEX_TYPES  # names only: FAISS is not imported for `--help`
-from models.config import Settings, default_index_dir
-from models.errors import InvalidInput, PaperSearchError
+from models.config import Settings
+from models.errors import PaperSearchError
 
 # The vocabulary only: `--help` never imports the engine.
 from models.query import DEFAULT_MODE, EVAL_TASKS, MODES, RELATED_DEFAULT_MODE
@@ -40,46 +42,12 @@ EXAMPLES = {
     "check": "papersearch check --index ./my-index   (add --repair to fix what can be fixed)",
     "rebuild": "papersearch rebuild --index ./my-index --index-type hnsw",
     "serve": "papersearch serve --index ./my-index --port 8000   (or: papersearch serve --sample)",
-    "shards": "papersearch shards split --index ./big --out ./shards --count 2 && "
-              "papersearch shards search 'protein folding' --shard ./shards/shard-0 --shard ./shards/shard-1",
 }
-
-
-def _whole_number(minimum: int, maximum: int | None = None):
-    """An argparse type: an integer in [minimum, maximum], else a usage error naming the range."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
-        return value
-
-    return parse
-
-
-PORT = _whole_number(0, 65535)
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--index", dest="index_dir", type=Path, default=None,
-                        help=f"index directory (default: $PAPERSEARCH_INDEX or {default_index_dir()})")
-    parser.add_argument("--model", default=None,
-                        help="sentence-transformers model name or path (default: the index's own, "
-                             "else the bundled all-MiniLM-L6-v2)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object per line")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
-
-
-def _add_filters(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", "-k", type=_whole_number(1), default=10, help="how many results (default 10)")
-    parser.add_argument("--offset", type=_whole_number(0), default=0, help="skip this many results (paging)")
-    parser.add_argument("--year-from", type=int, help="only papers from this year on")
-    parser.add_argument("--year-to", type=int, help="only papers up to this year")
-    parser.add_argument("--category", help="only this category (e.g. cs.CV, or cs for all cs.*)")
-    parser.add_argument("--author", help="only papers with an author matching this (case-insensitive)")
+# Subcommands that live in their own module (api/cli_*.py): each has NAME, HELP, EXAMPLE,
+# add_arguments(parser) and run(args) -> exit status, and imports only light modules at the top
+# (`--help` builds every parser).
+COMMAND_MODULES = (cli_shards,)
+EXAMPLES.update({module.NAME: module.EXAMPLE for module in COMMAND_MODULES})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,14 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text,
                            epilog=f"Example: {EXAMPLES[name]}" if name in EXAMPLES else None)
-        _add_common(p)
+        add_common(p)
         return p
 
     p = command("index", "Add or update papers from a file (JSONL, CSV, arXiv dump, BEIR corpus; .gz too).")
     p.add_argument("paths", nargs="+", type=Path, help="input file(s)")
     p.add_argument("--format", choices=("jsonl", "csv", "arxiv", "beir"), help="force the input format")
     p.add_argument("--strict", action="store_true", help="reject the whole run if any record is bad")
-    p.add_argument("--batch-size", type=_whole_number(1), default=None,
+    p.add_argument("--batch-size", type=whole_number(1), default=None,
                    help="papers per model call (default 8; 64 or more on a GPU)")
     p.add_argument("--backend", choices=("torch", "onnx", "onnx-int8"), default=None,
                    help="encoder runtime: torch (sentence-transformers, default), onnx (same vectors, "
@@ -109,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="embed on a Ray cluster (needs the 'ray' extra): ADDRESS like ray://head:10001, "
                         "else $RAY_ADDRESS, else a small local Ray")
-    p.add_argument("--replicas", type=_whole_number(1), default=None,
+    p.add_argument("--replicas", type=whole_number(1), default=None,
                    help="with --ray: model replicas (default: one per GPU, else one per CPU)")
 
     p = command("search", "Rank papers by relevance to a free-text query.")
@@ -118,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ranking: dense (embeddings), lexical (BM25) or hybrid (both fused; default)")
     p.add_argument("--no-snippets", dest="snippets", action="store_false",
                    help="leave out the matching abstract sentences")
-    _add_filters(p)
+    add_filters(p)
 
     p = command("related", "Papers related to a stored paper (by id) or to a pasted abstract (--text).")
     p.add_argument("paper_id", nargs="?", help="the paper's id")
@@ -126,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default=RELATED_DEFAULT_MODE,
                    help="ranking: dense (embeddings), lexical (BM25 over the paper's distinctive terms) "
                         "or hybrid (both fused; default)")
-    _add_filters(p)
+    add_filters(p)
 
     p = command("recommend", "Papers like the liked ones (--positive) and unlike the disliked (--negative).")
     p.add_argument("--positive", "-p", nargs="+", required=True, metavar="ID", help="liked paper ids")
@@ -134,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=MODES, default=RELATED_DEFAULT_MODE,
                    help="ranking: dense (embeddings), lexical (BM25 over the liked papers' distinctive terms) "
                         "or hybrid (both fused; default)")
-    _add_filters(p)
+    add_filters(p)
 
     p = command("delete", "Remove papers from the index.")
     p.add_argument("paper_ids", nargs="+", metavar="ID")
@@ -178,37 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("bench", add_help=False,
                    help="Print speed and quality figures: indexing vs encode rate, latency, QPS, memory, "
                         "ANN recall, txtai side by side ('papersearch bench --help').")
-    p = command("shards", "Split an index into shards, search them, or serve them on Ray Serve.")
-    p.add_argument("action", choices=("split", "search", "serve"),
-                   help="split: --index into --count shards under --out; search QUERY / serve: over --shard dirs")
-    p.add_argument("query", nargs="?", help="with search: free text")
-    p.add_argument("--shard", dest="shard_dirs", action="append", type=Path, default=[], metavar="DIR",
-                   help="a shard index directory (repeat for each shard)")
-    p.add_argument("--out", type=Path, help="with split: directory to create shard-0, shard-1, ... in")
-    p.add_argument("--count", type=int, default=2, help="with split: number of shards (default 2)")
-    p.add_argument("--host", default="127.0.0.1", help="with serve: address to listen on")
-    p.add_argument("--port", type=PORT, default=8000, help="with serve: port (default 8000)")
-    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="with serve: Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
-    _add_filters(p)
+    for module in COMMAND_MODULES:
+        module.add_arguments(command(module.NAME, module.HELP))
     return parser
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings.from_env(index_dir=args.index_dir, model=args.model,
-                                 batch_size=getattr(args, "batch_size", None),
-                                 index_type=getattr(args, "index_type", None),
-                                 backend=getattr(args, "backend", None), **serve_overrides(args))
-    if settings.index_dir.exists() and not settings.index_dir.is_dir():
-        raise InvalidInput(f"{settings.index_dir} is a file, not an index directory; pass a directory with --index "
-                           "(a new one is created by 'papersearch index').")
-    return settings
-
-
-def _filters(args: argparse.Namespace):
-    from models.query import Filters
-
-    return Filters(year_from=args.year_from, year_to=args.year_to, category=args.category, author=args.author)
 
 
 # --- subcommands --------------------------------------------------------------------------------
@@ -217,12 +157,12 @@ def _filters(args: argparse.Namespace):
 def _open_engine(args: argparse.Namespace):
     from search.engine import SearchEngine
 
-    return SearchEngine.open(_settings(args))
+    return SearchEngine.open(settings_from(args))
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     engine = _open_engine(args)
-    print_hits(engine.search(args.query, limit=args.limit, offset=args.offset, filters=_filters(args),
+    print_hits(engine.search(args.query, limit=args.limit, offset=args.offset, filters=filters_from(args),
                               mode=args.mode, snippets=args.snippets), args.json)
     return 0
 
@@ -235,7 +175,7 @@ def cmd_related(args: argparse.Namespace) -> int:
         raise PaperSearchError("Give a paper id, or --text with an abstract. Example: " + EXAMPLES["related"])
     engine = _open_engine(args)
     hits = engine.related(paper_id=args.paper_id, text=text, limit=args.limit, offset=args.offset,
-                          filters=_filters(args), mode=args.mode)
+                          filters=filters_from(args), mode=args.mode)
     print_hits(hits, args.json)
     return 0
 
@@ -246,14 +186,14 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise UsageError(f"{', '.join(map(repr, both))} cannot be both liked (--positive) and disliked (--negative).")
     engine = _open_engine(args)
     print_hits(engine.recommend(args.positive, args.negative, limit=args.limit, offset=args.offset,
-                                filters=_filters(args), mode=args.mode), args.json)
+                                filters=filters_from(args), mode=args.mode), args.json)
     return 0
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
     from indexer.build import delete_papers
 
-    settings = _settings(args)
+    settings = settings_from(args)
     check_room_to_write(settings)
     deleted, missing = delete_papers(settings, args.paper_ids)
     for pid in missing:
@@ -269,7 +209,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from indexer import vectors
     from indexer.store import IndexStore
 
-    settings = _settings(args)
+    settings = settings_from(args)
     store = IndexStore.open(settings.index_dir)
     manifest = store.manifest()
     count = manifest["papers"]
@@ -307,7 +247,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from indexer.check import check_index, repair_index
 
-    directory = _settings(args).index_dir
+    directory = settings_from(args).index_dir
     report = repair_index(directory) if args.repair else check_index(directory)
     return print_check(report, args.json)
 
@@ -315,55 +255,21 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from indexer.check import repair_index
 
-    report = repair_index(_settings(args).index_dir, force=True, index_type=args.index_type)
+    report = repair_index(settings_from(args).index_dir, force=True, index_type=args.index_type)
     return print_check(report, args.json)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from api.server import serve
 
-    return serve(_settings(args), host=args.host, port=args.port, sample=args.sample, quiet=args.quiet)
+    return serve(settings_from(args), host=args.host, port=args.port, sample=args.sample, quiet=args.quiet)
 
 
-def cmd_shards(args: argparse.Namespace) -> int:
-    if args.action == "split":
-        from indexer.split import split_index
-
-        if args.out is None:
-            raise PaperSearchError("shards split needs --out DIR. Example: " + EXAMPLES["shards"])
-        targets = [args.out / f"shard-{number}" for number in range(args.count)]
-        counts = split_index(_settings(args).index_dir, targets)
-        for target, count in zip(targets, counts, strict=True):
-            print(json.dumps({"shard": str(target), "papers": count}) if args.json else f"{target}: {count} papers")
-        return 0
-    if len(args.shard_dirs) < 1:
-        raise PaperSearchError("Name the shards with --shard DIR (once per shard). Example: " + EXAMPLES["shards"])
-    if args.action == "search":
-        from search.shards import ShardRouter
-
-        if not args.query:
-            raise PaperSearchError("shards search needs a query. Example: " + EXAMPLES["shards"])
-        router = ShardRouter.open_local(args.shard_dirs, settings=_settings(args))
-        try:
-            print_hits(router.search(args.query, limit=args.limit, offset=args.offset, filters=_filters(args)),
-                        args.json)
-        finally:
-            router.close()
-        return 0
-    from indexer.distributed import RayOptions, connect
-
-    connect(RayOptions(address=args.ray or None, quiet=False), _settings(args))
-    from api import ray_serve
-
-    print(f"serving {len(args.shard_dirs)} shard(s) on http://{args.host}:{args.port}/search?q=...", file=sys.stderr)
-    ray_serve.run(args.shard_dirs, host=args.host, port=args.port, model=args.model)
-    return 0
-
-
-COMMANDS = {"index": lambda args: cmd_index(args, _settings(args)), "search": cmd_search, "related": cmd_related,
+COMMANDS = {"index": lambda args: cmd_index(args, settings_from(args)), "search": cmd_search, "related": cmd_related,
             "recommend": cmd_recommend,
             "delete": cmd_delete, "info": cmd_info, "check": cmd_check, "rebuild": cmd_rebuild,
-            "serve": cmd_serve, "eval": cmd_eval, "shards": cmd_shards}
+            "serve": cmd_serve, "eval": cmd_eval}
+COMMANDS.update({module.NAME: module.run for module in COMMAND_MODULES})
 
 
 def _bench(argv: list[str]) -> int:
@@ -391,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors: argparse prints them and exits 2
     return run_command(lambda: COMMANDS[args.command](args), f"papersearch {args.command}",
-                       where=lambda: _settings(args).index_dir)
+                       where=lambda: settings_from(args).index_dir)
 
 
 if __name__ == "__main__":
