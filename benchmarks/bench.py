@@ -110,9 +110,14 @@ def _missing_input(sections: list[str], args) -> str | None:
     return None
 
 
+# A section's module when its name is not the section's: a benchmarks/http.py would shadow the
+# standard library's `http` for any script run by path from benchmarks/ (load.py was).
+_SECTION_MODULES = {"http": "http_api"}
+
+
 def _run_section(section: str, args) -> Iterable[Table]:
-    """The tables of one section, as they are measured (each section is benchmarks/<section>.py)."""
-    return importlib.import_module(f"benchmarks.{section}").run(args)
+    """The tables of one section, as they are measured (benchmarks/<section>.py unless renamed above)."""
+    return importlib.import_module(f"benchmarks.{_SECTION_MODULES.get(section, section)}").run(args)
 
 
 def corpus_index(args) -> Path:
