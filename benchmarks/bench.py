@@ -6,7 +6,8 @@ Also `papersearch bench ...` (same arguments). Sections (run the ones named, def
             memory per paper, nDCG@10 (BEIR corpus with qrels)
     ann     HNSW recall@10 against exact search and per-query time, on real embeddings
     scale   the 100k arXiv corpus: startup, latency, memory, recall and lexical engines at scale
-    peer    txtai on the same corpus and model files: indexing time, latency, nDCG@10, ratios
+    peer    txtai on the same corpus and model files (indexing time, latency, nDCG@10), then LanceDB
+            and Chroma from the same stored vectors (build, disk, RSS, latency, nDCG@10), ratios
     http    the HTTP API at concurrency 1 and 8 (needs api.app.create_app)
 
 Example:
