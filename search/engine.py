@@ -118,7 +118,9 @@ class SearchEngine:
         try:
             if self.store.generation == self.generation:  # another thread loaded it meanwhile
                 return False
-            index, generation = self.store.load_vector_index()
+            # From this engine's own index, changing a copy by the rows written since: a small
+            # write costs a small refresh, and searches keep reading the old index meanwhile.
+            index, generation = self.store.load_vector_index(current=self._index)
             self._lexical.refresh()
             with self._lock:
                 changed = generation != self.generation
