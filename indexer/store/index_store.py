@@ -258,8 +258,10 @@ class IndexStore(RecordWrites):
 
     def all_rowids(self) -> np.ndarray:
         """Every stored row id, ascending."""
-        rows = self._fetch("SELECT rowid FROM papers ORDER BY rowid")
-        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        # Without ORDER BY, SQLite scans a small covering index (rowids ride in every index)
+        # instead of the table's pages of abstracts and vectors: 6x less to read at 100k papers.
+        rows = self._fetch("SELECT rowid FROM papers")
+        return np.sort(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
 
     # --- the FAISS file -------------------------------------------------------------------------
 
@@ -273,10 +275,11 @@ class IndexStore(RecordWrites):
             index.add(rowids, matrix)
         return index
 
-    def load_vector_index(self, generation: int | None = None,
-                          current: VectorIndex | None = None) -> tuple[VectorIndex, int]:
-        """The vector index for the current generation: `current` (an index of an older generation,
-        left untouched) or else the snapshot file, caught up from SQLite; else rebuilt from SQLite.
+    def load_vector_index(self, generation: int | None = None, current: VectorIndex | None = None,
+                          in_place: bool = False) -> tuple[VectorIndex, int]:
+        """The vector index for the current generation: `current` (an index of an older generation;
+        changed in place only with `in_place`, when nothing can be searching it) or else the snapshot
+        file, caught up from SQLite; else rebuilt from SQLite.
 
         Returns the index and the generation it reflects. Why the file was not used (missing,
         damaged) is left in `vector_file_problem`.
@@ -286,7 +289,8 @@ class IndexStore(RecordWrites):
             generation = self.generation if generation is None else generation
             index = problem = None
             if current is not None:  # a refresh: only the rows changed since are read
-                index = vector_file.catch_up(current.copy(), self.all_rowids(), self.embeddings_by_rowid)
+                index = vector_file.catch_up(current if in_place else current.copy(), self.all_rowids(),
+                                             self.embeddings_by_rowid)
             if index is None:
                 index, problem = self.vector_file_status(generation)
             if index is None:
