@@ -173,7 +173,7 @@ class IndexService:
         self._checked_at = now
         if engine.store.generation != engine.generation:
             with self._gate.writing():
-                engine.refresh()
+                engine.refresh(in_place=True)  # no search runs under the exclusive gate
 
     def health(self) -> dict:
         """Ready facts (papers, model, generation); raises the reason when not ready."""
@@ -246,4 +246,6 @@ class IndexService:
             self._engine = SearchEngine.open(self.settings, encoder=self._embedder)
             self._open_error = None
         else:
-            self._engine.refresh()
+            # In place: the exclusive gate has stopped every search, and copying the vector index
+            # would cost as much as the whole index instead of the rows written.
+            self._engine.refresh(in_place=True)

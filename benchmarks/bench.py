@@ -6,7 +6,8 @@ Also `papersearch bench ...` (same arguments). Sections (run the ones named, def
             memory per paper, nDCG@10 (BEIR corpus with qrels)
     ann     HNSW recall@10 against exact search and per-query time, on real embeddings
     scale   the 100k arXiv corpus: startup, latency, memory, recall and lexical engines at scale
-    peer    txtai on the same corpus and model files: indexing time, latency, nDCG@10, ratios
+    peer    txtai on the same corpus and model files (indexing time, latency, nDCG@10), then LanceDB
+            and Chroma from the same stored vectors (build, disk, RSS, latency, nDCG@10), ratios
     http    the HTTP API at concurrency 1 and 8 (needs api.app.create_app)
 
 Example:
@@ -110,9 +111,14 @@ def _missing_input(sections: list[str], args) -> str | None:
     return None
 
 
+# A section's module when its name is not the section's: a benchmarks/http.py would shadow the
+# standard library's `http` for any script run by path from benchmarks/ (load.py was).
+_SECTION_MODULES = {"http": "http_api"}
+
+
 def _run_section(section: str, args) -> Iterable[Table]:
-    """The tables of one section, as they are measured (each section is benchmarks/<section>.py)."""
-    return importlib.import_module(f"benchmarks.{section}").run(args)
+    """The tables of one section, as they are measured (benchmarks/<section>.py unless renamed above)."""
+    return importlib.import_module(f"benchmarks.{_SECTION_MODULES.get(section, section)}").run(args)
 
 
 def corpus_index(args) -> Path:

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="as papersearch bench --threads")
     args = parser.parse_args(argv)
     args.http_search = None
-    from benchmarks import http, scale
+    from benchmarks import http_api, scale
 
     titles = [r["title"] for r in read_jsonl(args.corpus) if r.get("title")]
     titles = random.Random(0).sample(titles, min(args.queries, len(titles)))
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     print(scale._serving(args, args.index, titles).render(), flush=True)
     print(scale._recall(args.index, export_dir, titles,
                         "MiniLM vectors of whole records ({} titles from the corpus as queries)").render(), flush=True)
-    print(http._serve_and_measure(args, args.index, titles).render(), flush=True)
+    print(http_api._serve_and_measure(args, args.index, titles).render(), flush=True)
     return 0
 
 

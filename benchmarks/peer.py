@@ -1,4 +1,7 @@
-"""Peer section: txtai and PaperSearch side by side, same corpus, same local model files.
+"""Peer section: txtai, LanceDB and Chroma beside PaperSearch, on the same corpus.
+
+txtai: the same local model files, end to end (this module). LanceDB and Chroma: the same stored
+vectors and query vectors, engine against engine (benchmarks/peer_vectors.py).
 
 txtai (sentence-transformers + FAISS + SQLite content + API) is the closest open-source peer.
 Both index the same documents (title + " " + text) with all-MiniLM-L6-v2 from the same folder,
@@ -112,7 +115,21 @@ def run(args) -> list[Table]:
                        "content=True, backend='faiss'), defaults otherwise")
     table.notes.append(f"documents: every judged-relevant one plus random others (seed 0); "
                        f"load average {load_average()}")
-    return [table]
+    return [table, *_vector_peers(args)]
+
+
+def _vector_peers(args) -> list[Table]:
+    """LanceDB and Chroma next to PaperSearch from the same stored vectors (benchmarks/peer_vectors.py)."""
+    try:
+        import chromadb  # noqa: F401
+        import lancedb  # noqa: F401
+    except ImportError:
+        table = Table("Peer comparison with LanceDB and Chroma", ["status"])
+        table.add("skipped: lancedb or chromadb is not installed (pip install -e '.[bench]')")
+        return [table]
+    from benchmarks import peer_vectors
+
+    return peer_vectors.run(args)
 
 
 def _papersearch_queries(index_dir, query_ids, texts):

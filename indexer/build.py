@@ -93,17 +93,23 @@ def model_name_for(settings: Settings, directory: Path) -> str:
 
 
 class IndexWriter:
-    """A write session on one index directory: holds the lock, the store and the vector index."""
+    """A write session on one index directory: holds the lock, the store and the lexical writer.
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, wait_for_lock: bool = True):
+    Writes go to SQLite (and BM25) only; the vector file is a snapshot that readers catch up from
+    SQLite (indexer/store/vector_file.py), saved anew here only when enough rows have changed, so a
+    small write costs what it changes rather than a rewrite of every vector."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, wait_for_lock: bool = True,
+                 verify_snapshot: bool = False):
         self.settings = settings
         self.directory = Path(settings.index_dir)
         self._embedder = embedder
         self._lock = WriteLock(self.directory, wait=wait_for_lock)
         self.store: IndexStore | None = None
-        self._index = None
-        self._index_generation = -1
-        self._dirty = False
+        # Reading the whole snapshot to verify its checksum is worth it in a bulk run (it then repairs
+        # a damaged file), not in a server's write of a few papers (readers and `check` verify).
+        self._verify_snapshot = verify_snapshot
+        self._force_snapshot = False  # index type changed, or snapshot damaged: the next flush saves one
         self._lexical: LexicalWriter | None = None
 
     @property
@@ -145,11 +151,11 @@ class IndexWriter:
             if self.settings.index_type != "auto" or self.store.index_type == "auto":
                 if self.settings.index_type != self.store.index_type:
                     self.store.set_index_type(self.settings.index_type)
-                    self._dirty = True
-            self._index, self._index_generation = self.store.load_vector_index()
+                    self._force_snapshot = True
             self._lexical = LexicalWriter(self.directory, self.store).open()  # rebuilt here if stale
-            # A missing, stale or damaged file was rebuilt in memory: save it even if nothing changes.
-            self._dirty = self._dirty or self.store.vector_file_problem is not None
+            if self._verify_snapshot and self.store.count():
+                self.store.load_vector_index()  # leaves why the file was not usable, if it was not
+                self._force_snapshot |= self.store.vector_file_problem is not None
             self.store.remove_temp_files()  # from a run killed while saving; we hold the lock
         except BaseException:
             vectors.set_threads(self._faiss_threads)
@@ -171,23 +177,27 @@ class IndexWriter:
             self._lock.__exit__(exc_type, exc, tb)
 
     def flush(self) -> None:
-        """Save the FAISS file and manifest for the current generation (cheap if nothing changed)."""
+        """Save the manifest, and a new vector snapshot when one is due (cheap otherwise)."""
         store = self.store
-        generation = store.generation
-        self._ensure_current_index()
-        if self._dirty or not store.has_vector_file(generation):
-            store.save_vector_index(self._index, generation)
+        if self._snapshot_wanted():
+            store.save_vector_index(self._current_vectors(), store.generation)
+            self._force_snapshot = False
         store.write_manifest()
-        self._index_generation = generation
-        self._dirty = False
 
-    def _ensure_current_index(self) -> None:
-        """Rebuild the in-memory vector index from the store when it is missing or out of step."""
+    def _snapshot_wanted(self) -> bool:
+        return self._force_snapshot or self.store.snapshot_due()
+
+    def _current_vectors(self):
+        """The vector index of the store's current rows: the snapshot caught up, else rebuilt.
+
+        Reads through the store's connection without a transaction of its own, so it also works
+        inside a write transaction (seeing that write's rows); the write lock keeps others out."""
         store = self.store
         wanted = vectors.resolve_index_type(store.index_type, store.count())
-        if self._index is None or wanted != self._index.name or self._index.live_count() != store.count():
-            self._index = store.build_vector_index()
-            self._dirty = True
+        index, _ = (None, None) if self._force_snapshot else store.vector_file_status(store.generation)
+        if index is None or index.name != wanted or index.live_count() != store.count() or index.prefers_rebuild():
+            index = store.build_vector_index()
+        return index
 
     # --- upsert and delete ----------------------------------------------------------------------
 
@@ -254,40 +264,26 @@ class IndexWriter:
     def _write(self, upserts: list[Upsert], delete_ids: list[str], publish: bool):
         """One store write, then the vector and lexical indexes kept in step with it.
 
-        With `publish`, the vectors file of the new generation is written before SQLite commits:
-        if that fails (ENOSPC), SQLite rolls back and the in-memory index, already changed, is
-        dropped so the next flush rebuilds it from the unchanged store.
+        With `publish`, a due vector snapshot of the new generation is written before SQLite commits:
+        if that fails (ENOSPC), SQLite rolls back and the index stays as it was.
         """
         def vectors_for(result, generation):
-            self._apply_vectors(result)
-            self._ensure_current_index()
-            self._dirty = False
-            return self._index
+            if not self._snapshot_wanted():
+                return None  # readers catch the older snapshot up with this write's rows
+            self._force_snapshot = False
+            return self._current_vectors()
 
+        forced = self._force_snapshot
         try:
             result = self.store.write(upserts, delete_ids, with_vectors=vectors_for if publish else None)
         except BaseException:
-            if publish:
-                self._index, self._dirty = None, True
+            self._force_snapshot = forced  # rolled back: the snapshot is still owed
             raise
-        if not publish:
-            self._apply_vectors(result)
         # Committed per write, right after SQLite's commit: readers see new papers in both
         # indexes at once, and a crash in between leaves a stale sidecar, so a rebuild.
         self._lexical.apply(result)
         self._lexical.commit()
         return result
-
-    def _apply_vectors(self, result) -> None:
-        self._dirty = True
-        if self._index is None:  # already due for a rebuild at flush: nothing to keep in step
-            return
-        added = np.array(result.added_vectors, dtype=np.float32).reshape(-1, self.store.model.dimension)
-        if not self._index.apply_changes(np.array(result.removed_rowids, dtype=np.int64),
-                                         np.array(result.added_rowids, dtype=np.int64), added):
-            # Rebuild once, at flush, from the stored embeddings: readers only ever see the saved
-            # file, and a bulk load into IVF-PQ would otherwise retrain at every size step.
-            self._index = None
 
 
 # --- whole files ------------------------------------------------------------------------------------
@@ -313,7 +309,7 @@ def index_files(settings: Settings, paths: Sequence[str | Path], fmt: str | None
     # (`publish`): a run of one batch that meets a full disk leaves the index exactly as it was; a
     # longer run keeps the batches committed before it, as after a crash, and a rerun finishes it.
     held: list[Upsert] = []
-    with IndexWriter(settings, embedder=embedder) as writer:
+    with IndexWriter(settings, embedder=embedder, verify_snapshot=True) as writer:
         for ordinal, path in enumerate(paths):
             accepted_before, rejected_before = report.accepted, len(report.rejected)
             for item in plan.follow(ordinal, read_papers(path, fmt)):

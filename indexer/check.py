@@ -169,15 +169,15 @@ def _check_rows(store: IndexStore, report: CheckReport, verify_hashes: bool = Tr
 
 
 def _check_vectors(store: IndexStore, report: CheckReport) -> None:
-    """The FAISS file of the current generation exists, matches SQLite's ids and vectors, and has
-    the structure the index type asks for."""
+    """The FAISS snapshot exists, is the file saved (checksum), caught up matches SQLite's ids and
+    vectors, and has the structure the index type asks for."""
     generation = report.generation
     index, problem = store.vector_file_status(generation)
     repair = "; searches still work meanwhile (rebuilt in memory on every open)"
     if index is None:
         report.add("vectors", problem + repair, True)
         return
-    file_name = layout.vector_file(store.directory, generation).name
+    file_name = layout.vector_file(store.directory, store.snapshot_generation or generation).name
     wanted = vectors.resolve_index_type(store.index_type, report.papers)
     if index.name != wanted:
         report.add("vectors", f"{file_name} is a {index.name} index but the index type {store.index_type!r} "

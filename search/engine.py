@@ -103,13 +103,14 @@ class SearchEngine:
 
     # --- freshness ------------------------------------------------------------------------------
 
-    def refresh(self, wait: bool = False) -> bool:
+    def refresh(self, wait: bool = False, in_place: bool = False) -> bool:
         """Pick up writes made since this engine loaded (by this or another process).
 
         Cheap when nothing changed (one SELECT), so callers may call it before every request.
         Returns True if this call loaded a newer generation. While one thread reloads, others
         keep serving the previous snapshot instead of waiting; pass `wait=True` after a write of
-        your own to be sure the next search sees it.
+        your own to be sure the next search sees it. `in_place` changes the loaded vector index
+        itself instead of a copy: only for a caller that has stopped every search meanwhile.
         """
         if self.store.generation == self.generation:
             return False
@@ -118,7 +119,9 @@ class SearchEngine:
         try:
             if self.store.generation == self.generation:  # another thread loaded it meanwhile
                 return False
-            index, generation = self.store.load_vector_index()
+            # From this engine's own index, changing a copy by the rows written since: a small
+            # write costs a small refresh, and searches keep reading the old index meanwhile.
+            index, generation = self.store.load_vector_index(current=self._index, in_place=in_place)
             self._lexical.refresh()
             with self._lock:
                 changed = generation != self.generation

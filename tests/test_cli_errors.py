@@ -19,7 +19,7 @@ import pytest
 
 from api.cli import main
 from api.cli_errors import EXIT_BROKEN_PIPE, EXIT_FAILURE, EXIT_SOME_REJECTED, EXIT_USAGE
-from indexer.store import IndexStore, layout
+from indexer.store import IndexStore, layout, vector_file
 from tests.conftest import ROOT, SAMPLE
 
 
@@ -160,8 +160,11 @@ def test_enospc_on_the_first_file_write_is_one_line_and_changes_nothing(command,
 @pytest.mark.parametrize("command", ["index", "delete"])
 def test_enospc_on_the_vectors_file_leaves_the_index_as_it_was(command, fresh_index_dir, new_papers, monkeypatch,
                                                                capsys):
-    """The last write of a session commits together with its vectors file, so a full disk there
-    rolls the records back too; once there is room, the same command succeeds."""
+    """The last write of a session commits together with its vectors file when a new snapshot is
+    due (here: every write), so a full disk there rolls the records back too; once there is room,
+    the same command succeeds."""
+    monkeypatch.setattr(vector_file, "SNAPSHOT_MIN_CHANGES", 0)
+    monkeypatch.setattr(vector_file, "SNAPSHOT_CHANGE_SHARE", 0.0)
     before = snapshot(fresh_index_dir)
     refused = _disk_full_at(monkeypatch, lambda path: layout.is_vector_file(path))
     argv = [str(new_papers)] if command == "index" else ["seed-01"]
@@ -169,6 +172,8 @@ def test_enospc_on_the_vectors_file_leaves_the_index_as_it_was(command, fresh_in
     assert refused
     one_line_error(capsys, "disk is full")
     monkeypatch.undo()
+    monkeypatch.setattr(vector_file, "SNAPSHOT_MIN_CHANGES", 0)
+    monkeypatch.setattr(vector_file, "SNAPSHOT_CHANGE_SHARE", 0.0)
     assert snapshot(fresh_index_dir) == before
     assert main(["check", "--index", str(fresh_index_dir)]) == 0, capsys.readouterr()
     assert main([command, *argv, "--index", str(fresh_index_dir)]) == 0, capsys.readouterr().err

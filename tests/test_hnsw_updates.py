@@ -11,7 +11,7 @@ import numpy as np
 from indexer.build import IndexReport, IndexWriter
 from indexer.check import check_index
 from indexer.ingest import read_papers
-from indexer.store import IndexStore
+from indexer.store import IndexStore, vector_file
 from indexer.vectors import hnsw
 from models.config import Settings
 from search.engine import SearchEngine
@@ -105,7 +105,10 @@ def test_update_adds_one_node_and_finds_the_new_text(fresh_index_dir, embedder):
         engine.close()
 
 
-def test_graph_is_rebuilt_once_tombstones_pass_their_share(fresh_index_dir, embedder):
+def test_graph_is_rebuilt_once_tombstones_pass_their_share(fresh_index_dir, embedder, monkeypatch):
+    # Every write saves a snapshot here, so the saved structure is the one under test.
+    monkeypatch.setattr(vector_file, "SNAPSHOT_MIN_CHANGES", 0)
+    monkeypatch.setattr(vector_file, "SNAPSHOT_CHANGE_SHARE", 0.0)
     _to_hnsw(fresh_index_dir, embedder)
     total = _saved_index(fresh_index_dir)[0].ntotal
     within = int(hnsw.HNSW_MAX_DEAD_SHARE * total)  # this many may wait as tombstones

@@ -40,10 +40,13 @@ READS = {
     "load_vector_index": lambda s: s.load_vector_index(),
     "vector_file_status": lambda s: s.vector_file_status(1),
     "leftover_files": lambda s: s.leftover_files(),
+    "snapshot_generation": lambda s: s.snapshot_generation,
+    "changes_since_snapshot": lambda s: s.changes_since_snapshot,
+    "snapshot_due": lambda s: s.snapshot_due(),
 }
 # Public members that are not reads of the database (or report damage as their answer).
 NOT_READS = {"open", "create", "close", "write", "set_index_type", "save_vector_index", "write_manifest",
-             "check_model", "remove_temp_files", "size_on_disk", "has_vector_file", "integrity_problems"}
+             "check_model", "remove_temp_files", "size_on_disk", "integrity_problems"}
 
 
 def _damage_pages(directory) -> None:

@@ -40,9 +40,10 @@ class RecordWrites:
               with_vectors: Callable[[WriteResult, int], VectorIndex] | None = None) -> WriteResult:
         """Apply upserts and deletes in one transaction and bump the generation.
 
-        `with_vectors(result, generation)` returns the vector index for the new generation; its file
-        is then written and its digest recorded before the transaction commits, so a full disk (or
-        any failure) there rolls the whole write back: the index stays exactly as it was.
+        `with_vectors(result, generation)` returns the vector index for the new generation when a new
+        snapshot is due (else None: readers catch the older one up); its file is then written and
+        its digest recorded before the transaction commits, so a full disk (or any failure) there
+        rolls the whole write back: the index stays exactly as it was.
         """
         result = WriteResult()
         dimension = self.model.dimension
@@ -60,13 +61,17 @@ class RecordWrites:
                 result.removed_rowids.append(row[0][0])
                 result.deleted.append(pid)
             generation = self.generation + 1
-            self._meta_set_many({"generation": str(generation), "last_rowid": str(next_rowid - 1)})
-            if with_vectors is not None:
+            changes = (int(self._meta_get("vectors_changes") or 0)
+                       + len(result.added_rowids) + len(result.removed_rowids))
+            self._meta_set_many({"generation": str(generation), "last_rowid": str(next_rowid - 1),
+                                 "vectors_changes": str(changes)})
+            snapshot = with_vectors(result, generation) if with_vectors is not None else None
+            if snapshot is not None:
                 # Readers of the old generation never look at the new file; if the commit fails
                 # after it, the file is a leftover of another generation, removed by the next writer.
-                record = vector_file.write(self.directory, with_vectors(result, generation), generation)
-                self._meta_set_many({"vectors_digest": record})
-        if with_vectors is not None:
+                record = vector_file.write(self.directory, snapshot, generation)
+                self._meta_set_many({"vectors_digest": record, "vectors_changes": "0"})
+        if snapshot is not None:
             vector_file.remove_other_generations(self.directory, generation)
         return result
 

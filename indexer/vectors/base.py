@@ -74,10 +74,18 @@ class VectorIndex:
         """Whether the index still suits `count` vectors; False means rebuild it from the store."""
         return True
 
+    def prefers_rebuild(self) -> bool:
+        """Whether a fresh structure would now serve better (checked before a snapshot is saved)."""
+        return not self.fits(self.live_count())
+
     def set_search_depth(self) -> None:
         """Apply the current defaults for how far a search looks (FAISS saves them in the file)."""
 
     # --- changes -------------------------------------------------------------------------------
+
+    def copy(self) -> VectorIndex:
+        """An independent copy, to change while searches go on reading this one."""
+        return type(self)(faiss.clone_index(self.faiss))
 
     def add(self, rowids: np.ndarray, matrix: np.ndarray) -> None:
         self.faiss.add_with_ids(np.ascontiguousarray(matrix, dtype=np.float32), np.asarray(rowids, dtype=np.int64))

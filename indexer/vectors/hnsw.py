@@ -55,6 +55,10 @@ class HnswIndex(VectorIndex):
             return False  # mostly tombstones: a fresh graph is smaller and searches better
         return super().apply_changes(removed, added_ids, added_vectors)
 
+    def prefers_rebuild(self) -> bool:
+        dead = self.ntotal - self.live_count()
+        return dead > HNSW_MAX_DEAD_SHARE * self.ntotal or super().prefers_rebuild()
+
     def remove(self, rowids: np.ndarray) -> bool:
         ids = faiss.vector_to_array(self.faiss.id_map)
         ids[np.isin(ids, rowids)] = _TOMBSTONE
