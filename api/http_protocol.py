@@ -71,6 +71,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._awaiting_head = True
         self._head_bytes = 0
+        self._refusal: tuple[int, str, str] | None = None  # why a parser callback stopped the parser
 
     # --- connection lifetime --------------------------------------------------------------------
 
@@ -89,12 +90,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
         super().data_received(data)
         if self._awaiting_head and self._head_bytes > self.limits.max_header_bytes and not self.transport.is_closing():
-            self._refuse(431, "headers_too_large", f"The request line and headers are over "
-                         f"{self.limits.max_header_bytes} bytes.")
+            self._refuse(*self._too_large())  # a head still arriving, already over the limit
+
+    def _too_large(self) -> tuple[int, str, str]:
+        return 431, "headers_too_large", f"The request line and headers are over {self.limits.max_header_bytes} bytes."
 
     # --- parser callbacks -----------------------------------------------------------------------
 
     def on_headers_complete(self) -> None:
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.limits.max_header_bytes:  # a head that arrived whole in one read
+            self._refusal = self._too_large()
+            raise ValueError("request head over the limit")  # stops the parser: send_400_response answers
         self._awaiting_head = False
         self._head_bytes = 0
         self._cancel(self._head_timer)
@@ -118,8 +125,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
-        self._refuse(400, "invalid_http", "The request is not valid HTTP/1.1, so the server cannot read it; "
-                     "the connection is closed.")
+        self._refuse(*(self._refusal or (400, "invalid_http", "The request is not valid HTTP/1.1, so the server "
+                                         "cannot read it; the connection is closed.")))
 
     # --- timers ---------------------------------------------------------------------------------
 
