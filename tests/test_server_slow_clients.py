@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 KEY = "slow-clients-key-8e4f1b2a"
 HEADER_TIMEOUT, BODY_TIMEOUT, KEEP_ALIVE, MAX_CONNECTIONS = 2.0, 3.0, 2.0, 8
 # How late a socket may be closed after its limit: the event loop shares 2 busy cores.
-SLACK = 4.0
+SLACK = 6.0
 # A hang guard for socket reads, longer than any limit here.
 SOCKET_TIMEOUT = 30
 
@@ -121,7 +121,7 @@ def test_a_slowloris_is_cut_off_while_others_are_served(server):
     for name, limit, what in (("silent", HEADER_TIMEOUT, None), ("head_drip", HEADER_TIMEOUT, "headers"),
                               ("body_drip", BODY_TIMEOUT, "body"), ("stalled", BODY_TIMEOUT, "body")):
         took, data = closed[name]
-        assert limit - 0.5 <= took <= limit + SLACK, (name, took)
+        assert limit - 1.0 <= took <= limit + SLACK, (name, took)
         if what:
             status, error = _error(data)
             assert status == 408 and error["code"] == "request_timeout" and what in error["message"], (name, error)
