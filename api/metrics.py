@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.operations import operation_facts, operation_of, route_label
+from api.operations import operation_facts, operation_of, route_label, warm_up
 from models.errors import PaperSearchError
 
 # Seconds; searches on a busy CPU take 10 ms to a second, writes up to tens of seconds.
@@ -101,6 +101,7 @@ class MetricsMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            warm_up(scope)
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

@@ -53,6 +53,13 @@ def _body_properties(spec: dict, operation: dict) -> set[str]:
     return names
 
 
+def warm_up(scope: Scope) -> None:
+    """Compute the facts at the lifespan's start: building /openapi.json blocks the event loop for
+    a moment (over a second on a busy machine), which must not delay the first requests' timers."""
+    if scope["type"] == "lifespan" and scope.get("app") is not None:
+        operation_facts(scope["app"])
+
+
 def operation_of(scope: Scope) -> tuple[str, str] | None:
     """(METHOD, path template) of the route that will serve this request, before routing runs."""
     app = scope.get("app")

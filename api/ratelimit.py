@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_response
-from api.operations import operation_facts, operation_of
+from api.operations import operation_facts, operation_of, warm_up
 from models.config import Settings
 
 # Clients remembered per bucket kind; past this the least recently seen is forgotten (it would
@@ -89,6 +89,7 @@ class RateLimit:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            warm_up(scope)
             await self.app(scope, receive, send)
             return
         kind = "write" if self._is_write(scope) else "read"
