@@ -22,8 +22,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
+from api import routes_metrics
 from api.errors import RETRY_AFTER_SECONDS, ApiError, describe, install_error_handlers
 from api.limits import BodySizeLimit
+from api.ratelimit import RateLimit
 from api.records import parse_records
 from api.schemas import (
     ERROR_RESPONSES,
@@ -42,6 +44,7 @@ from api.schemas import (
 )
 from api.service import IndexService
 from api.shard_service import ShardService
+from api.url_secrets import RefuseKeysInQuery
 from indexer import vectors
 from models.config import Settings
 from models.embedder import Embedder
@@ -52,7 +55,7 @@ from models.query import DEFAULT_MODE, Filters  # noqa: F401  (DEFAULT_MODE: par
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Routers that live in their own module (api/routes_*.py): each has `routes(settings, service)`
 # returning an APIRouter. A new group of endpoints is a new module plus one entry here.
-ROUTE_MODULES: tuple = ()
+ROUTE_MODULES: tuple = (routes_metrics,)
 # The engine's own default mode, so a new default (e.g. hybrid) needs no change here.
 # Where the /docs and /redoc pages find Swagger UI's and ReDoc's files (the fastapi-offline package).
 DOCS_ASSETS = "/docs-assets"
@@ -89,10 +92,14 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
     app.state.service = service
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    if settings.rate_limit_reads or settings.rate_limit_writes:  # before the body is read
+        app.add_middleware(RateLimit, settings=settings)
+    app.add_middleware(RefuseKeysInQuery)
     # Added last, so it wraps the rest: 413s and other errors carry CORS headers too.
     app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                        allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type"],
                        max_age=600)
+    routes_metrics.install(app, settings, service)
     routers = (_read_routes(settings, service), _write_routes(settings),
                *(module.routes(settings, service) for module in ROUTE_MODULES), _page_routes())
     for router in routers:

@@ -30,8 +30,10 @@ class BodySizeLimit:
         chunks, total = [], 0
         while True:
             message = await receive()
-            if message["type"] != "http.request":  # client went away: let the app see it
-                break
+            if message["type"] != "http.request":
+                # The client went away (or the server's body timeout closed it) before the body was
+                # complete: no one is left to answer, and a route must never see half a body.
+                return
             body = message.get("body", b"")
             total += len(body)
             if total > self.max_bytes:
@@ -40,7 +42,7 @@ class BodySizeLimit:
             chunks.append(body)
             if not message.get("more_body", False):
                 break
-        await self.app(scope, _replay(b"".join(chunks), message, receive), send)
+        await self.app(scope, _replay(b"".join(chunks), receive), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, declared: int | None) -> None:
         size = f"{declared} bytes" if declared is not None else "more than that"
@@ -60,7 +62,7 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def _replay(body: bytes, last: Message, receive: Receive) -> Receive:
+def _replay(body: bytes, receive: Receive) -> Receive:
     """A receive callable that hands out the buffered body once, then defers to the real one."""
     sent = False
 
@@ -68,8 +70,6 @@ def _replay(body: bytes, last: Message, receive: Receive) -> Receive:
         nonlocal sent
         if not sent:
             sent = True
-            if last["type"] != "http.request":
-                return last
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
 

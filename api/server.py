@@ -49,6 +49,18 @@ def public_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
+def server_options(settings: Settings) -> dict:
+    """uvicorn.Config options for the slow-client limits, the log and the protocol (docs/reliability-api.md)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    from api.http_protocol import protocol_class
+    from api.url_secrets import redacting_log_config
+
+    # ws="none": the app has no WebSocket route, so an Upgrade request is served as plain HTTP.
+    return {"http": protocol_class(settings), "ws": "none", "timeout_keep_alive": settings.keep_alive_seconds,
+            "log_config": redacting_log_config(LOGGING_CONFIG)}
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, sample: bool = False,
           quiet: bool = False, announce: Callable[[str], None] | None = None) -> int:
     """Run the server until interrupted. Returns the process exit code."""
@@ -64,7 +76,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, sample:
     sock = bind_socket(host, port)
     url = public_url(host, sock.getsockname()[1])
     app = create_app(settings)
-    config = uvicorn.Config(app, host=host, port=port, workers=1,
+    config = uvicorn.Config(app, host=host, port=port, workers=1, **server_options(settings),
                             log_level="warning" if quiet else "info", timeout_graceful_shutdown=5)
 
     class _Server(uvicorn.Server):

@@ -105,6 +105,8 @@ class IndexService:
         self._writes_waiting = 0
         self._opened_at = 0.0
         self._checked_at = 0.0
+        # For /metrics (api/metrics.py): reloads of the engine for a new generation, by cause.
+        self.reloads = {"write": 0, "external": 0}
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -124,6 +126,11 @@ class IndexService:
             if self._engine is not None:
                 self._engine.close()
                 self._engine = None
+
+    @property
+    def writes_waiting(self) -> int:
+        """HTTP writes queued behind the one in progress (for /metrics)."""
+        return self._writes_waiting
 
     @property
     def writes_enabled(self) -> bool:
@@ -173,7 +180,8 @@ class IndexService:
         self._checked_at = now
         if engine.store.generation != engine.generation:
             with self._gate.writing():
-                engine.refresh(in_place=True)  # no search runs under the exclusive gate
+                if engine.refresh(in_place=True):  # no search runs under the exclusive gate
+                    self.reloads["external"] += 1
 
     def health(self) -> dict:
         """Ready facts (papers, model, generation); raises the reason when not ready."""
@@ -249,3 +257,4 @@ class IndexService:
             # In place: the exclusive gate has stopped every search, and copying the vector index
             # would cost as much as the whole index instead of the rows written.
             self._engine.refresh(in_place=True)
+            self.reloads["write"] += 1

@@ -39,6 +39,21 @@ def _origins(text: str) -> tuple[str, ...]:
     return tuple(o.strip() for o in text.split(",") if o.strip())
 
 
+def _on_off(text: str) -> bool:
+    """on/off, true/false, yes/no, 1/0 (any case); anything else is a ValueError, so it is reported."""
+    value = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False,
+             "0": False}.get(text.strip().lower())
+    if value is None:
+        raise ValueError(text)
+    return value
+
+
+def _rate_limit_by(text: str) -> str:
+    if text not in ("address", "key"):
+        raise ValueError(text)
+    return text
+
+
 @dataclass(frozen=True)
 class Setting:
     """One configurable value: where its default comes from, how it is set, what it means."""
@@ -88,6 +103,32 @@ TABLE: tuple[Setting, ...] = (
     Setting("api_key", None, "Key that write endpoints require as 'Authorization: Bearer KEY'; "
             "writes are refused when unset. Environment only, so it never shows in a process list.",
             env="PAPERSEARCH_API_KEY"),
+    # Slow and idle clients (api/http_protocol.py): a socket that sends nothing, drips its headers
+    # or stalls its body is closed, so a few of them cannot hold the server's connections.
+    Setting("header_timeout_seconds", 10.0, "Most seconds a client may take to send a request's line and headers "
+            "(from connecting, or from its first byte on a kept-alive connection); 408 and closed beyond.",
+            env="PAPERSEARCH_HEADER_TIMEOUT_SECONDS", parse=float, serve_flag=True, minimum=0.1),
+    Setting("body_timeout_seconds", 60.0, "Most seconds a client may take to send a request body once its "
+            "headers are in; 408 and closed beyond.",
+            env="PAPERSEARCH_BODY_TIMEOUT_SECONDS", parse=float, serve_flag=True, minimum=0.1),
+    Setting("keep_alive_seconds", 5.0, "How long an idle kept-alive connection stays open between requests.",
+            env="PAPERSEARCH_KEEP_ALIVE_SECONDS", parse=float, serve_flag=True, minimum=0.1),
+    Setting("max_connections", 512, "Most open connections (and requests in progress); a request beyond is "
+            "answered 503 server_busy.", env="PAPERSEARCH_MAX_CONNECTIONS", parse=int, serve_flag=True, minimum=1),
+    Setting("max_header_bytes", 65536, "Largest request line plus headers, in bytes (431 beyond).",
+            env="PAPERSEARCH_MAX_HEADER_BYTES", parse=int, serve_flag=True, minimum=1024),
+    # Rate limits (api/ratelimit.py), off by default: a token bucket per client for reads and one for writes.
+    Setting("rate_limit_reads", 0, "Requests per minute one client may make to read endpoints, in bursts of "
+            "as many (0: no limit); 429 with Retry-After beyond.",
+            env="PAPERSEARCH_RATE_LIMIT_READS", parse=int, serve_flag=True, minimum=0),
+    Setting("rate_limit_writes", 0, "Requests per minute one client may make to write endpoints (those that "
+            "need the API key), in bursts of as many (0: no limit).",
+            env="PAPERSEARCH_RATE_LIMIT_WRITES", parse=int, serve_flag=True, minimum=0),
+    Setting("rate_limit_by", "address", "What a client is for the rate limits: address (the client's IP) or "
+            "key (the bearer key when one is sent, else the IP).",
+            env="PAPERSEARCH_RATE_LIMIT_BY", parse=_rate_limit_by, serve_flag=True),
+    Setting("metrics", True, "Serve Prometheus metrics at /metrics (on or off).",
+            env="PAPERSEARCH_METRICS", parse=_on_off, serve_flag=True),
     Setting("cors_origins", ("*",), "Origins allowed to call the API from a browser, comma-separated "
             "(the widget runs on other sites).", env="PAPERSEARCH_CORS_ORIGINS", parse=_origins, serve_flag=True),
     # 0: every core for indexing and FAISS builds; two onnxruntime threads per query encoding.

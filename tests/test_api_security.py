@@ -87,8 +87,8 @@ def test_writes_without_the_right_key_are_401_and_change_nothing(app_with_key, h
         assert client.get("/health").json()["papers"] == 24
         assert client.get("/papers/seed-01").status_code == 200
         assert client.get("/papers/intruder-1").status_code == 404
-        # The key in the query string is not a key either.
-        assert_error(client.post(f"/papers?api_key={KEY}", json=[{"id": "q", "title": "T"}]), 401, "unauthorized")
+        # The key in the query string is refused outright (tests/test_server_inprocess.py has the rest).
+        assert_error(client.post(f"/papers?api_key={KEY}", json=[{"id": "q", "title": "T"}]), 400, "key_in_query")
 
 
 @pytest.mark.parametrize("configured", [None, ""])
@@ -198,7 +198,7 @@ def test_no_operation_has_a_path_like_input(app_with_key):
     routes = [*app_with_key.state.method_routes, *app_with_key.routes]  # app.routes nests routers
     hidden = [r for r in routes if not getattr(r, "include_in_schema", True) and r.__class__.__name__ != "Mount"]
     assert {r.path for r in hidden} == {"/", "/widget.js", "/openapi.json", "/docs", "/docs/oauth2-redirect",
-                                        "/redoc"}
+                                        "/redoc", "/metrics"}
     assert all(not r.param_convertors for r in hidden)
     mounts = [r for r in app_with_key.routes if r.__class__.__name__ == "Mount"]
     assert {(m.path, Path(m.app.directory)) for m in mounts} == {
