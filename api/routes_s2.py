@@ -18,12 +18,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field
 
 from api.errors import ApiError, describe
 from api.s2_papers import fields_of_study, parse_fields, publication_date, s2_paper
+from api.schemas import ErrorResponse
 from models.config import Settings
 from models.errors import AmbiguousId, InvalidQuery, PaperNotFound
-from models.paper import Paper
+from models.paper import YEAR_MAX, YEAR_MIN, Paper
 from models.query import Filters
 
 log = logging.getLogger("papersearch.api")
@@ -32,6 +34,26 @@ log = logging.getLogger("papersearch.api")
 SEARCH_DEPTH, BATCH_IDS, RECOMMEND_LIMIT = 1000, 500, 500
 # Filters the index has no data for: refused rather than silently ignored.
 _UNSERVED_FILTERS = ("publicationTypes", "openAccessPdf", "minCitationCount")
+
+
+class S2Error(BaseModel):
+    """S2's error shape; 5xx answers carry the text in `message` too."""
+
+    error: str
+    message: str | None = Field(None, description="on 5xx answers, the same text")
+
+
+# A path Starlette cannot route at all (a newline in the id) is answered before any route runs,
+# in the main API's shape; hence either shape on a 404.
+S2_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": S2Error | ErrorResponse if status == 404 else S2Error, "description": text}
+    for status, text in (
+        (400, "A parameter or body field cannot be used (S2 answers 400 where the main API says 422)"),
+        (404, "Unknown paper id, no title close enough for /search/match, or a part not served "
+              "(citations, references, authors)"),
+        (503, "No index yet, the index is unreadable, or a write is in progress (see Retry-After)"),
+    )
+}
 
 
 class S2Route(APIRoute):
@@ -76,6 +98,8 @@ def _years(text: str | None) -> tuple[int | None, int | None]:
         high = (int(end) if end else None) if dash else low
     except ValueError:
         raise InvalidQuery(f"year must look like 2019, 2016-2020, 2010- or -2015, got {text!r}") from None
+    if any(y is not None and not YEAR_MIN <= y <= YEAR_MAX for y in (low, high)):
+        raise InvalidQuery(f"year must lie between {YEAR_MIN} and {YEAR_MAX}, got {text!r}")
     return low, high
 
 
@@ -147,7 +171,7 @@ def _ranked(engine, query: str, mode: str, filters: Filters, keep, offset: int, 
 
 
 def routes(settings: Settings, service) -> APIRouter:
-    router = APIRouter(route_class=S2Route, tags=["semantic scholar"])
+    router = APIRouter(route_class=S2Route, tags=["semantic scholar"], responses=S2_RESPONSES)
     Fields = Annotated[str | None, Query(description="comma-separated S2 paper fields, e.g. title,year,authors")]
     page_limit = min(100, settings.max_limit)
 
@@ -158,8 +182,7 @@ def routes(settings: Settings, service) -> APIRouter:
         filters = Filters(year_from=year_from, year_to=year_to)
         keep = _keep(venue, studies, _date_range(dates))
         hits = _ranked(engine, query, mode, filters, keep, offset, limit, page_limit)
-        total = len(engine.store.filter_rowids(filters)) if filters.active() else engine.store.count()
-        return hits, total
+        return hits, _total(engine.store, filters)
 
     @router.get("/graph/v1/paper/search")
     def paper_search(
@@ -209,7 +232,7 @@ def routes(settings: Settings, service) -> APIRouter:
         if sort:
             raise InvalidQuery("This PaperSearch index returns bulk results in match order; sort is not served.")
         wanted = parse_fields(fields)
-        if token is not None and not token.isdigit():
+        if token is not None and not (token.isascii() and token.isdigit()):
             raise InvalidQuery(f"token {token!r} is not one this server handed out.")
         offset = int(token or 0)
         if offset > settings.max_offset:
@@ -226,7 +249,7 @@ def routes(settings: Settings, service) -> APIRouter:
                     fields: Fields = None):
         """Papers by id, in order; null for an id the index does not hold (or that names several)."""
         ids = body.get("ids")
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or not ids:
+        if not isinstance(ids, list) or not all(_is_text(i) for i in ids) or not ids:
             raise InvalidQuery('The body must be {"ids": [...]} with one or more paper ids.')
         if len(ids) > BATCH_IDS:
             raise InvalidQuery(f"At most {BATCH_IDS} ids per batch, got {len(ids)}.")
@@ -241,7 +264,7 @@ def routes(settings: Settings, service) -> APIRouter:
     @router.get("/graph/v1/author/{rest:path}", include_in_schema=False)
     def unserved(request: Request):
         """Citations, references and authors: the index holds no citation graph and no author records."""
-        raise ApiError(501, "not_served", f"{request.url.path} is not served by PaperSearch: the index holds no "
+        raise ApiError(404, "not_served", f"{request.url.path} is not served by PaperSearch: the index holds no "
                                           "citation graph and no author records (see docs/s2-api.md).")
 
     @router.get("/graph/v1/paper/{paper_id:path}")
@@ -270,7 +293,7 @@ def routes(settings: Settings, service) -> APIRouter:
         """Papers like the positive ones and unlike the negative ones (PaperSearch's recommend)."""
         positive, negative = body.get("positivePaperIds"), body.get("negativePaperIds") or []
         for name, ids in (("positivePaperIds", positive), ("negativePaperIds", negative)):
-            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            if not isinstance(ids, list) or not all(_is_text(i) for i in ids):
                 raise InvalidQuery(f"{name} must be a list of paper ids.")
         if not positive:
             raise InvalidQuery("positivePaperIds must name at least one paper.")
@@ -282,6 +305,24 @@ def routes(settings: Settings, service) -> APIRouter:
         return {"recommendedPapers": [s2_paper(hit.paper, wanted) for hit in hits]}
 
     return router
+
+
+def _total(store, filters: Filters) -> int:
+    """Papers passing the SQL filters: every one is a candidate of a semantic search."""
+    if filters.active() and hasattr(store, "filter_rowids"):  # a shard router's store has no SQL
+        return len(store.filter_rowids(filters))
+    return store.manifest()["papers"]
+
+
+def _is_text(value: Any) -> bool:
+    """A string SQLite and the JSON answer can take (JSON may spell lone surrogates)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _lookup_each(engine, ids: list[str]) -> dict[str, Paper]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 
 import pytest
 from fastapi.testclient import TestClient
@@ -52,22 +53,26 @@ ID_RECORDS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def id_index(tmp_path_factory, sample_index_dir, embedder):
-    """The 24-paper sample plus ID_RECORDS (one module's copy; tests read it only)."""
+def sample_plus(tmp_path_factory, sample_index_dir, embedder, records: list[dict], name: str):
+    """A private copy of the 24-paper sample index with `records` added (for a module to read)."""
     import shutil
 
-    target = tmp_path_factory.mktemp("ids") / "index"
+    target = tmp_path_factory.mktemp(name) / "index"
     shutil.copytree(sample_index_dir, target, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
-    add_papers(Settings(index_dir=target), [to_paper(r) for r in ID_RECORDS], embedder=embedder)
+    add_papers(Settings(index_dir=target), [to_paper(r) for r in records], embedder=embedder)
     return target
 
 
 @pytest.fixture(scope="module")
+def id_index(tmp_path_factory, sample_index_dir, embedder):
+    """The 24-paper sample plus ID_RECORDS."""
+    return sample_plus(tmp_path_factory, sample_index_dir, embedder, ID_RECORDS, "ids")
+
+
+@pytest.fixture(scope="module")
 def id_engine(id_index, embedder):
-    engine = SearchEngine.open(Settings(index_dir=id_index), encoder=embedder)
-    yield engine
-    engine.close()
+    with closing(SearchEngine.open(Settings(index_dir=id_index), encoder=embedder)) as engine:
+        yield engine
 
 
 @pytest.mark.parametrize(("text", "doi"), [

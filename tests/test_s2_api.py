@@ -8,19 +8,15 @@ s2-papers.jsonl, whose served fields must come back with the shapes and values S
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from indexer.build import add_papers
-from indexer.records import to_paper
-from indexer.store import layout
 from models.config import Settings
 from tests.conftest import ROOT
 from tests.live import live_server
-from tests.test_identifiers import ID_RECORDS
+from tests.test_identifiers import ID_RECORDS, sample_plus
 
 semanticscholar = pytest.importorskip("semanticscholar")
 from semanticscholar import SemanticScholar  # noqa: E402
@@ -55,11 +51,8 @@ def as_record(s2: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def s2_index(tmp_path_factory, sample_index_dir, embedder):
-    target = tmp_path_factory.mktemp("s2") / "index"
-    shutil.copytree(sample_index_dir, target, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
     records = ID_RECORDS + [PUBMED_RECORD] + [as_record(o) for o in s2_objects()]
-    add_papers(Settings(index_dir=target), [to_paper(r) for r in records], embedder=embedder)
-    return target
+    return sample_plus(tmp_path_factory, sample_index_dir, embedder, records, "s2")
 
 
 @pytest.fixture(scope="module")
@@ -191,4 +184,4 @@ def test_error_bodies_have_s2s_shape(s2_index, embedder):
         for path in ("/graph/v1/author/123", "/graph/v1/paper/cvpr-2016-90/citations",
                      "/graph/v1/paper/DOI:10.1023/A:1026654312961/references", "/graph/v1/author/search"):
             unserved = client.get(path)
-            assert unserved.status_code == 501 and "not served" in unserved.json()["error"], path
+            assert unserved.status_code == 404 and "not served" in unserved.json()["error"], path

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import json
-import shutil
+from contextlib import closing
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.cli import main
-from indexer.build import add_papers
-from indexer.records import to_paper
-from indexer.store import IndexStore, layout
+from indexer.store import IndexStore
 from models.config import Settings
 from models.identifiers import work_key
 from models.paper import Paper
 from models.query import Filters
 from search import versions
 from search.engine import SearchEngine
-from tests.test_identifiers import ID_RECORDS
+from tests.test_identifiers import ID_RECORDS, sample_plus
 
 # What the title rule must not join: the same title and first author three years later, and the
 # same title by another first author in the same year.
@@ -34,17 +32,13 @@ WORKS = {("1706.03762", "nips-2017-7181"), ("cvpr-2016-90", "resnet-preprint"), 
 
 @pytest.fixture(scope="module")
 def versions_index(tmp_path_factory, sample_index_dir, embedder):
-    target = tmp_path_factory.mktemp("versions") / "index"
-    shutil.copytree(sample_index_dir, target, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
-    add_papers(Settings(index_dir=target), [to_paper(r) for r in ID_RECORDS + NOT_VERSIONS], embedder=embedder)
-    return target
+    return sample_plus(tmp_path_factory, sample_index_dir, embedder, ID_RECORDS + NOT_VERSIONS, "versions")
 
 
 @pytest.fixture(scope="module")
 def engine(versions_index, embedder):
-    engine = SearchEngine.open(Settings(index_dir=versions_index), encoder=embedder)
-    yield engine
-    engine.close()
+    with closing(SearchEngine.open(Settings(index_dir=versions_index), encoder=embedder)) as engine:
+        yield engine
 
 
 def _ids(hits):
