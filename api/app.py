@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from api import routes_metrics
+from api import routes_metrics, routes_s2
 from api.errors import RETRY_AFTER_SECONDS, ApiError, describe, install_error_handlers
 from api.limits import BodySizeLimit
 from api.ratelimit import RateLimit
@@ -30,6 +30,7 @@ from api.records import parse_records
 from api.schemas import (
     ERROR_RESPONSES,
     UPLOAD_BODY,
+    VERSIONS_HELP,
     WRITE_ERROR_RESPONSES,
     DeleteResponse,
     HealthResponse,
@@ -39,6 +40,7 @@ from api.schemas import (
     RelatedResponse,
     SearchResponse,
     StatsResponse,
+    Versions,
     WriteResponse,
     bounded_requests,
 )
@@ -55,7 +57,7 @@ from models.query import DEFAULT_MODE, Filters  # noqa: F401  (DEFAULT_MODE: par
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Routers that live in their own module (api/routes_*.py): each has `routes(settings, service)`
 # returning an APIRouter. A new group of endpoints is a new module plus one entry here.
-ROUTE_MODULES: tuple = (routes_metrics,)
+ROUTE_MODULES: tuple = (routes_metrics, routes_s2)
 # The engine's own default mode, so a new default (e.g. hybrid) needs no change here.
 # Where the /docs and /redoc pages find Swagger UI's and ReDoc's files (the fastapi-offline package).
 DOCS_ASSETS = "/docs-assets"
@@ -133,16 +135,19 @@ def filter_params(settings: Settings) -> Callable:
         year_to: Annotated[Year, Query(description="only papers up to this year")] = None,
         category: Annotated[str | None, Query(max_length=longest, description="e.g. cs.CV, or cs for all cs.*")] = None,
         author: Annotated[str | None, Query(max_length=longest, description="case-insensitive part of a name")] = None,
+        versions: Annotated[Versions, Query(description=VERSIONS_HELP)] = "one",
     ) -> Filters:
-        return _filters(year_from, year_to, category, author)
+        return _filters(year_from, year_to, category, author, versions)
 
     return filters
 
 
-def _filters(year_from: int | None, year_to: int | None, category: str | None, author: str | None) -> Filters:
+def _filters(year_from: int | None, year_to: int | None, category: str | None, author: str | None,
+             versions: str = "one") -> Filters:
     if year_from is not None and year_to is not None and year_from > year_to:
         raise ApiError(422, "invalid_request", f"year_from ({year_from}) is after year_to ({year_to}).")
-    return Filters(year_from=year_from, year_to=year_to, category=category or None, author=author or None)
+    return Filters(year_from=year_from, year_to=year_to, category=category or None, author=author or None,
+                   all_versions=versions == "all")
 
 
 def _page(hits, limit: int, offset: int, started: float, max_offset: int) -> dict:
@@ -200,7 +205,7 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
     @router.post("/related", response_model=RelatedResponse, tags=["search"])
     def related_to_text(service: Service, body: RelatedRequest):
         """Papers related to a pasted abstract or draft."""
-        filters = _filters(body.year_from, body.year_to, body.category, body.author)
+        filters = _filters(body.year_from, body.year_to, body.category, body.author, body.versions)
         started = time.perf_counter()
         with service.reading() as engine:
             hits = engine.related(text=body.text, limit=body.limit, offset=body.offset, filters=filters,
@@ -210,7 +215,7 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
     @router.post("/recommend", response_model=RecommendResponse, tags=["search"])
     def recommend(service: Service, body: RecommendRequest):
         """Papers like the liked ones and unlike the disliked ones. Unknown ids are a 404 naming them."""
-        filters = _filters(body.year_from, body.year_to, body.category, body.author)
+        filters = _filters(body.year_from, body.year_to, body.category, body.author, body.versions)
         started = time.perf_counter()
         with service.reading() as engine:
             hits = engine.recommend(body.positive, body.negative, limit=body.limit, offset=body.offset,

@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_filters(p)
 
     p = command("related", "Papers related to a stored paper (by id) or to a pasted abstract (--text).")
-    p.add_argument("paper_id", nargs="?", help="the paper's id")
+    p.add_argument("paper_id", nargs="?", help="the paper's id, DOI or arXiv id (e.g. arXiv:2206.03001v2)")
     p.add_argument("--text", help="an abstract or draft instead of a paper id ('-' reads stdin)")
     p.add_argument("--mode", choices=MODES, default=RELATED_DEFAULT_MODE,
                    help="ranking: dense (embeddings), lexical (BM25 over the paper's distinctive terms) "

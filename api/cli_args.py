@@ -50,6 +50,8 @@ def add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--year-to", type=int, help="only papers up to this year")
     parser.add_argument("--category", help="only this category (e.g. cs.CV, or cs for all cs.*)")
     parser.add_argument("--author", help="only papers with an author matching this (case-insensitive)")
+    parser.add_argument("--all-versions", action="store_true",
+                        help="show every version of a work (preprint and published), not only the best-ranked")
 
 
 
@@ -67,4 +69,5 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def filters_from(args: argparse.Namespace):
     from models.query import Filters
 
-    return Filters(year_from=args.year_from, year_to=args.year_to, category=args.category, author=args.author)
+    return Filters(year_from=args.year_from, year_to=args.year_to, category=args.category, author=args.author,
+                   all_versions=getattr(args, "all_versions", False))

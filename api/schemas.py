@@ -46,6 +46,8 @@ class HitOut(PaperOut):
     rank: int
     snippet: str | None = Field(
         None, description="abstract excerpt with matched terms in <mark>; HTML-escaped except for <mark>")
+    versions: list[str] = Field(default_factory=list, description="paper ids of the other versions of this "
+                                "work (a preprint and its published version), shown once unless versions=all")
 
     @classmethod
     def from_hit(cls, hit: Hit) -> HitOut:
@@ -175,6 +177,9 @@ def _integer(**bounds: int) -> Any:
 
 Year = _integer(ge=YEAR_MIN, le=YEAR_MAX)
 RelatedMode = Literal[MODES]  # type: ignore[valid-type]
+# One hit per work (the best-ranked version) or every version of it.
+Versions = Literal["one", "all"]
+VERSIONS_HELP = "one: a work's best-ranked version, the others listed in `versions`; all: every version"
 
 
 class FilterFields(BaseModel):
@@ -184,6 +189,7 @@ class FilterFields(BaseModel):
     year_to: Year | None = None
     category: Text | None = Field(None, description="e.g. cs.CV, or cs for every cs.*")
     author: Text | None = Field(None, description="case-insensitive substring of an author")
+    versions: Versions = Field("one", description=VERSIONS_HELP)
 
 
 class RelatedRequest(FilterFields):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.errors import InvalidInput
+from models.identifiers import normalize_doi
 from models.paper import YEAR_MAX, YEAR_MIN, Paper
 
 __all__ = ["LONE_SURROGATE", "Parsed", "Rejection", "decode", "json_type", "raw_id", "to_paper"]
@@ -239,7 +240,8 @@ def to_paper(record: Any, fmt: str = "jsonl") -> Paper:
         categories=_as_list("categories", values["categories"], _CATEGORY_SPLIT),
         venue=optional_text("venue"),
         url=optional_text("url"),
-        doi=optional_text("doi"),
+        # Stored lower case without a resolver prefix; text that is no DOI is kept as given.
+        doi=normalize_doi(optional_text("doi")) or optional_text("doi"),
         extra={k: v for k, v in record.items() if k not in used},
     )
 

@@ -3,7 +3,8 @@
     PaperSearchError
     ├── InvalidInput            a bad record, file or argument
     │   ├── InvalidQuery        an empty, oversized or malformed query
-    │   └── UnknownFormat       an input file whose format cannot be told
+    │   ├── UnknownFormat       an input file whose format cannot be told
+    │   └── AmbiguousId         a DOI or arXiv id held by several papers
     ├── PaperNotFound           an id that is not in the index
     ├── IndexNotBuilt           no index in the directory yet
     ├── IndexCorrupt            an index file is missing, truncated or inconsistent
@@ -31,6 +32,17 @@ class InvalidQuery(InvalidInput):
 
 class UnknownFormat(InvalidInput):
     """An input file whose format cannot be detected."""
+
+
+class AmbiguousId(InvalidInput):
+    """A DOI or arXiv id given for one paper that several stored papers hold."""
+
+    def __init__(self, given: str, paper_ids: list[str]):
+        self.given = given
+        self.paper_ids = list(paper_ids)
+        shown = ", ".join(repr(p) for p in self.paper_ids[:10])
+        super().__init__(f"{given!r} is ambiguous: {len(self.paper_ids)} papers have it ({shown}). "
+                         "Give one of their paper ids instead.")
 
 
 class PaperNotFound(PaperSearchError):

@@ -65,12 +65,16 @@ def content_hash(paper: Paper, model_fingerprint: str) -> str:
 
 @dataclass(frozen=True)
 class Hit:
-    """A ranked search result: the paper, its score, its 1-based rank and an optional snippet."""
+    """A ranked search result: the paper, its score, its 1-based rank and an optional snippet.
+
+    `versions` are the ids of the work's other versions (a preprint's published version...).
+    """
 
     paper: Paper
     score: float
     rank: int
     snippet: str | None = None
+    versions: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The paper's fields plus score, rank and snippet, as the CLI and API return them."""
@@ -79,4 +83,6 @@ class Hit:
         out["rank"] = self.rank
         if self.snippet is not None:
             out["snippet"] = self.snippet
+        if self.versions:
+            out["versions"] = list(self.versions)
         return out

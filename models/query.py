@@ -16,12 +16,17 @@ EVAL_TASKS = ("search", "related", "recommend")
 
 @dataclass
 class Filters:
-    """Restrictions on which papers may be returned; all None means no restriction."""
+    """Restrictions on which papers may be returned; all None means no restriction.
+
+    `all_versions` shows every version of a work (preprint and published) instead of the
+    best-ranked one (search/versions.py); it selects no rows, so `active` ignores it.
+    """
 
     year_from: int | None = None
     year_to: int | None = None
     category: str | None = None
     author: str | None = None
+    all_versions: bool = False
 
     def active(self) -> bool:
         return any(v not in (None, "") for v in (self.year_from, self.year_to, self.category, self.author))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from models.embedder import Embedder, model_fingerprint
 from models.errors import IndexNotBuilt, InvalidQuery, ModelLoadError, PaperNotFound
 from models.paper import Hit, embed_text
 from models.query import DEFAULT_MODE, RELATED_DEFAULT_MODE, Filters
-from search import checks, fusion, highlight, rank
+from search import checks, fusion, highlight, rank, versions
 from search import related as related_ranking
 from search.lexical import LexicalSearcher, query_terms
 
@@ -150,16 +151,16 @@ class SearchEngine:
         terms = query_terms(text)
         active = filters is not None and filters.active()
         allowed = self.store.filter_rowids(checks.checked_filters(filters, self.settings)) if active else None
-        depth = limit + offset
-        if mode == "lexical":
-            ranking = self._lexical.top(terms, depth, allowed)
-        else:
-            vector = self.encoder.encode([text], "query")[0]
+        vector = self.encoder.encode([text], "query")[0] if mode != "lexical" else None
+
+        def ranking(depth: int) -> tuple[np.ndarray, np.ndarray]:
+            if mode == "lexical":
+                return self._lexical.top(terms, depth, allowed)
             if mode == "dense":
-                ranking = self._dense(vector, depth, filters, allowed=allowed)
-            else:
-                ranking = self._hybrid(vector, terms, max(depth, HYBRID_DEPTH), filters, allowed)
-        hits = self._hits(*ranking, limit, offset)
+                return self._dense(vector, depth, filters, allowed=allowed)
+            return self._hybrid(vector, terms, max(depth, HYBRID_DEPTH), filters, allowed)
+
+        hits = self._page(ranking, limit, offset, filters)
         if snippets:
             weights = self._lexical.idf(terms)
             hits = [replace(h, snippet=highlight.snippet(h.paper.abstract, terms, weights)) for h in hits]
@@ -189,8 +190,8 @@ class SearchEngine:
         else:
             texts = [checks.checked_query(text, self.settings)]
             vector = self.encoder.encode(texts, "document")[0] if mode != "lexical" else None
-        return self._hits(*related_ranking.rank_for(self, mode, limit + offset, vector, texts, filters, exclude),
-                          limit, offset)
+        return self._page(lambda depth: related_ranking.rank_for(self, mode, depth, vector, texts, filters, exclude),
+                          limit, offset, filters, inputs=[paper_id] if paper_id is not None else [])
 
     def recommend(self, positive: list[str], negative: list[str] = (), limit: int = 10, offset: int = 0,
                   filters: Filters | None = None, mode: str = RELATED_DEFAULT_MODE) -> list[Hit]:
@@ -205,8 +206,8 @@ class SearchEngine:
         query, wanted = rank.recommendation_query(positive, negative, self.store.embeddings_for)
         exclude = set(self.store.rowids_for(wanted).values())
         texts = [embed_text(paper) for paper in self.store.get_papers(positive).values()] if mode != "dense" else []
-        return self._hits(*related_ranking.rank_for(self, mode, limit + offset, query, texts, filters, exclude),
-                          limit, offset)
+        return self._page(lambda depth: related_ranking.rank_for(self, mode, depth, query, texts, filters, exclude),
+                          limit, offset, filters, inputs=wanted)
 
     def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None,
                       exclude_ids: list[str] = ()) -> list[Hit]:
@@ -268,6 +269,24 @@ class SearchEngine:
         if fetch == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         return rank.clean(*index.search(query, fetch, self.store.embeddings_by_rowid), exclude)
+
+    def _page(self, ranking: Callable[[int], tuple[np.ndarray, np.ndarray]], limit: int, offset: int,
+              filters: Filters | None, inputs: list[str] = ()) -> list[Hit]:
+        """A page of `ranking(depth)` with one hit per work, or every version when the filters ask.
+
+        Collapsing versions shortens the ranking, so it is fetched deeper until the page is full
+        or the ranking ends (search/versions.py says why pages stay consistent).
+        """
+        if filters is not None and filters.all_versions:
+            return versions.with_versions(self.store, self._hits(*ranking(limit + offset), limit, offset))
+        deepest = self.settings.max_limit + self.settings.max_offset
+        fetch = min((limit + offset) * versions.FETCH_SLACK, deepest)
+        while True:
+            rowids, scores = ranking(fetch)
+            hits, full = versions.one_per_work(self.store, rowids, scores, limit, offset, inputs)
+            if full or len(rowids) < fetch or fetch >= deepest:
+                return hits
+            fetch = min(fetch * 2, deepest)
 
     def _hits(self, rowids: np.ndarray, scores: np.ndarray, limit: int, offset: int) -> list[Hit]:
         rowids, scores = rank.page(rowids, scores, limit, offset)

@@ -72,7 +72,7 @@ def test_search_finds_the_ocr_papers_with_full_records(client):
     assert sum("OCR" in title for title in titles) >= 2, titles
     first = body["results"][0]
     assert set(first) == {"paper_id", "title", "abstract", "authors", "year", "categories", "venue", "url", "doi",
-                          "extra", "score", "rank", "snippet"}
+                          "extra", "score", "rank", "snippet", "versions"}
     assert first["authors"] and isinstance(first["year"], int) and first["categories"]
     assert first["extra"]["has_code"] is True  # unknown input fields come back as extra metadata
     assert [hit["rank"] for hit in body["results"]] == [1, 2, 3, 4, 5]

@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from indexer import vectors
-from indexer.store import layout, schema, vector_file
+from indexer.store import identifiers, layout, schema, vector_file
 from indexer.store.filter_sql import filter_where
 from indexer.store.rows import PAPER_COLUMN_COUNT, PAPER_COLUMNS, pages, paper_from_row, rows_in
 from indexer.store.writes import RecordWrites
 from indexer.vectors.base import VectorIndex
 from models.embedder import ModelInfo
-from models.errors import IndexCorrupt, IndexModelMismatch, IndexNotBuilt, InvalidInput
+from models.errors import AmbiguousId, IndexCorrupt, IndexModelMismatch, IndexNotBuilt, InvalidInput
+from models.identifiers import lookup_keys, paper_keys
 from models.paper import Paper
 from models.query import Filters
 
@@ -44,6 +45,8 @@ class IndexStore(RecordWrites):
         self._transaction_lock = threading.Lock()
         # Why the last load_vector_index did not use the FAISS file (None: it used it).
         self.vector_file_problem: str | None = None
+        # Whether the identifiers table is there and filled (False: an old index opened read-only).
+        self._identifiers_indexed = False
 
     # --- opening ------------------------------------------------------------------------------
 
@@ -58,6 +61,7 @@ class IndexStore(RecordWrites):
             )
         store = cls(directory, schema.connect(db_path))
         schema.check_readable(store._db, directory)
+        store._ensure_identifiers()
         return store
 
     @classmethod
@@ -81,8 +85,14 @@ class IndexStore(RecordWrites):
                     "created_at": str(int(time.time())),
                 })
         store.check_model(model)
+        store._ensure_identifiers()
         store.write_manifest()
         return store
+
+    def _ensure_identifiers(self) -> None:
+        # Additive and idempotent: an index from before the table gets it, filled, on first open.
+        with self._transaction_lock, schema.damage_as_corrupt(self.directory):
+            self._identifiers_indexed = identifiers.ensure(self._db, self._fetch)
 
     def close(self) -> None:
         self._db.close()
@@ -172,8 +182,42 @@ class IndexStore(RecordWrites):
         return {row[1]: (row[PAPER_COLUMN_COUNT], paper_from_row(row)) for row in self._rows_in(sql, paper_ids)}
 
     def get_papers(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
-        """paper_id -> Paper for the ids that are present."""
-        return {pid: paper for pid, (_, paper) in self.stored_hashes(paper_ids).items()}
+        """id as given -> Paper for the ids that are present (a paper id, a DOI or an arXiv id)."""
+        resolved = self.resolve_ids(paper_ids)
+        stored = {pid: paper for pid, (_, paper) in self.stored_hashes(set(resolved.values())).items()}
+        return {given: stored[pid] for given, pid in resolved.items() if pid in stored}
+
+    def resolve_ids(self, ids: Iterable[str]) -> dict[str, str]:
+        """id as given -> the stored paper_id it names, for the ids that name one.
+
+        The one place where a DOI or arXiv id (any form of models.identifiers.lookup_keys) stands for
+        a paper: every lookup by id goes through here. A stored paper_id always means itself; an
+        identifier held by several papers raises AmbiguousId naming them.
+        """
+        ids = list(dict.fromkeys(ids))
+        sql = "SELECT rowid, paper_id FROM papers WHERE paper_id IN ({marks})"
+        resolved = {pid: pid for _, pid in self._rows_in(sql, ids)}
+        wanted = {given: lookup_keys(given) for given in ids if given not in resolved}
+        holders = identifiers.papers_with(self._fetch, [key for keys in wanted.values() for key in keys],
+                                          self._identifiers_indexed)
+        for given, keys in wanted.items():
+            # The first kind that names any paper decides (a DOI before the arXiv id it may hold).
+            found = next((holders[key] for key in keys if key in holders), set())
+            if len(found) > 1:
+                raise AmbiguousId(given, sorted(found))
+            if found:
+                resolved[given] = next(iter(found))
+        return resolved
+
+    def identifier_keys(self, paper_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+        """paper_id -> its (kind, value) identifier keys, for the stored ids."""
+        if self._identifiers_indexed:
+            return identifiers.keys_of(self._fetch, paper_ids)
+        return {pid: paper_keys(paper) for pid, paper in self.get_papers(paper_ids).items()}
+
+    def papers_with_keys(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+        """(kind, value) -> the paper ids holding that identifier key."""
+        return identifiers.papers_with(self._fetch, keys, self._identifiers_indexed)
 
     def papers_by_rowid(self, rowids: Iterable[int]) -> dict[int, Paper]:
         """rowid -> Paper for the given FAISS ids."""
@@ -181,21 +225,24 @@ class IndexStore(RecordWrites):
         return {row[0]: paper_from_row(row) for row in self._rows_in(sql, [int(r) for r in rowids])}
 
     def rowids_for(self, paper_ids: Iterable[str]) -> dict[str, int]:
-        """paper_id -> rowid for the ids that are present."""
+        """id as given -> rowid for the ids that are present (paper ids, DOIs, arXiv ids)."""
+        resolved = self.resolve_ids(paper_ids)
         sql = "SELECT rowid, paper_id FROM papers WHERE paper_id IN ({marks})"
-        return {pid: rowid for rowid, pid in self._rows_in(sql, paper_ids)}
+        rowids = {pid: rowid for rowid, pid in self._rows_in(sql, set(resolved.values()))}
+        return {given: rowids[pid] for given, pid in resolved.items() if pid in rowids}
 
     def embeddings_for(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
-        """paper_id -> stored embedding for the ids that are present."""
+        """id as given -> stored embedding for the ids that are present (paper ids, DOIs, arXiv ids)."""
+        resolved = self.resolve_ids(paper_ids)
         sql = "SELECT paper_id, embedding FROM papers WHERE paper_id IN ({marks})"
         out: dict[str, np.ndarray] = {}
         size = self.model.dimension * 4
-        for pid, blob in self._rows_in(sql, paper_ids):
+        for pid, blob in self._rows_in(sql, set(resolved.values())):
             if len(blob or b"") != size:
                 raise IndexCorrupt(f"{layout.db_file(self.directory)}: the stored embedding of {pid!r} is damaged. "
                                    f"Run 'papersearch check --repair --index {self.directory}'.")
             out[pid] = np.frombuffer(blob, dtype=np.float32)
-        return out
+        return {given: out[pid] for given, pid in resolved.items() if pid in out}
 
     def embeddings_by_rowid(self, rowids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """(found rowids, their stored vectors) for FAISS ids; rows deleted meanwhile are skipped."""

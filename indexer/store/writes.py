@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from indexer.store import vector_file
+from indexer.store import identifiers, vector_file
 from indexer.store.rows import paper_fields
 from indexer.vectors.base import VectorIndex
 from models.paper import Paper
@@ -34,7 +34,8 @@ class Upsert:
 
 
 class RecordWrites:
-    """The write half of IndexStore (which supplies `_db`, `_fetch`, `_meta_*` and `generation`)."""
+    """The write half of IndexStore (which supplies `_db`, `_fetch`, `_meta_*`, `generation` and
+    `resolve_ids`)."""
 
     def write(self, upserts: list[Upsert], delete_ids: Iterable[str] = (),
               with_vectors: Callable[[WriteResult, int], VectorIndex] | None = None) -> WriteResult:
@@ -52,12 +53,15 @@ class RecordWrites:
             next_rowid = self._next_rowid()
             for item in upserts:
                 next_rowid = self._upsert(item, dimension, result, next_rowid)
+            delete_ids = list(delete_ids)
+            stored_ids = self.resolve_ids(delete_ids)  # a DOI or arXiv id deletes the paper holding it
             for pid in delete_ids:
-                row = self._fetch("SELECT rowid FROM papers WHERE paper_id=?", (pid,))
+                row = self._fetch("SELECT rowid FROM papers WHERE paper_id=?", (stored_ids.get(pid),))
                 if not row:
                     result.missing.append(pid)
                     continue
                 self._db.execute("DELETE FROM papers WHERE rowid=?", (row[0][0],))
+                identifiers.remove(self._db, stored_ids[pid])
                 result.removed_rowids.append(row[0][0])
                 result.deleted.append(pid)
             generation = self.generation + 1
@@ -91,6 +95,7 @@ class RecordWrites:
                 raise ValueError(f"paper {paper.paper_id!r} is new and needs a vector")
             self._db.execute("UPDATE papers SET title=?, abstract=?, authors=?, year=?, categories=?, "
                              "venue=?, url=?, doi=?, extra=?, content_hash=? WHERE rowid=?", (*fields, row[0][0]))
+            identifiers.replace(self._db, paper)
             return next_rowid
         vector = np.ascontiguousarray(item.vector, dtype=np.float32)
         if vector.shape != (dimension,):
@@ -103,6 +108,7 @@ class RecordWrites:
             "INSERT INTO papers(rowid, paper_id, title, abstract, authors, year, categories, venue, url, doi, "
             "extra, content_hash, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (next_rowid, paper.paper_id, *fields, vector.tobytes()))
+        identifiers.replace(self._db, paper)
         result.added_rowids.append(next_rowid)
         result.added_vectors.append(vector)
         return next_rowid + 1
