@@ -278,6 +278,15 @@ def requested_format(format_param: str | None, accept: str | None) -> str:
                                           f"{_listing()}. Or pass format=NAME.")
 
 
+# For /openapi.json: the media types a ranked list may answer in, and the 406.
+EXPORT_RESPONSES: dict = {
+    200: {"description": "The ranked list: JSON, or an export format (format= or the Accept header)",
+          "content": {media: {"schema": {"type": "string"}} for media in MEDIA_TYPES.values()}},
+    406: {"description": "The Accept header takes none of the formats (listed in the message)",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}},
+}
+
+
 def export_response(fmt: str, hits: Sequence[Hit], name: str):
     """The ranked list as a download (`papersearch-NAME.EXT`) in an export format."""
     from fastapi.responses import Response

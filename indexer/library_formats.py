@@ -31,7 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LIBRARY_FORMATS", "family_given", "latex_escape", "latex_to_text", "library_records",
+__all__ = ["LIBRARY_FORMATS", "family_given", "latex_escape", "latex_to_text", "library_papers", "library_records",
            "read_library", "sniff_library_format"]
 
 LIBRARY_FORMATS = ("bibtex", "ris", "csl-json")
@@ -394,6 +394,24 @@ _READERS = {"bibtex": _bibtex_records, "ris": _ris_records, "csl-json": _csl_rec
 def library_records(text: str, fmt: str, name: str = "<library>") -> Iterator[Framed]:
     """Each entry of a library's text as (NAME:LINE, raw record, None) or (NAME:LINE, None, reason)."""
     return _READERS[fmt](text, name)
+
+
+def library_papers(text: str, fmt: str | None = None, name: str = "library") -> tuple[list, list]:
+    """A library's text (an upload) as (Papers, Rejections); `fmt` None tells it from the text."""
+    from indexer.records import Parsed, decode
+    from models.errors import UnknownFormat
+
+    fmt = fmt or sniff_library_format(name, text[:1 << 16])
+    if fmt not in _READERS:
+        raise UnknownFormat(f"cannot tell the library's format from its text; name it: {', '.join(LIBRARY_FORMATS)}.")
+    papers, rejected = [], []
+    for location, record, error in library_records(text, fmt, name):
+        result = decode(location, record) if error is None else None
+        if isinstance(result, Parsed):
+            papers.append(result.paper)
+        else:
+            rejected.append(result or f"{location}: {error}")
+    return papers, [str(r) for r in rejected]
 
 
 def read_library(path: Path, fmt: str) -> Iterator[Framed]:
