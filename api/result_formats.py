@@ -56,14 +56,20 @@ _RIS_TYPES = frozenset(("JOUR", "BOOK", "CHAP", "CONF", "CPAPER", "THES", "RPRT"
 # --- citation keys ------------------------------------------------------------------------------
 
 
+# Letters that NFKD does not split into an ASCII letter and an accent.
+_LATIN_LETTERS = str.maketrans({"Ł": "L", "ł": "l", "Ø": "O", "ø": "o", "ß": "ss", "Æ": "AE", "æ": "ae", "Œ": "OE",
+                                "œ": "oe", "Đ": "D", "đ": "d", "Þ": "Th", "þ": "th", "ı": "i"})
+
+
 def _ascii_word(text: str) -> str:
-    folded = unicodedata.normalize("NFKD", text)
+    folded = unicodedata.normalize("NFKD", text.translate(_LATIN_LETTERS))
     return re.sub(r"[^a-z0-9]", "", "".join(ch for ch in folded if not unicodedata.combining(ch)).lower())
 
 
 def base_key(paper: Paper) -> str:
     """First author's family name + year + first significant title word: "zingale2019improved"."""
-    family = _ascii_word(family_given(paper.authors[0])[0]) if paper.authors else ""
+    first = paper.authors[0] if paper.authors else ""
+    family = _ascii_word(first.split(",")[0] if "," in first else family_given(first)[0])  # "Last, First" too
     words = [w for w in (_ascii_word(w) for w in paper.title.split()) if w]
     word = next((w for w in words if w not in _TITLE_STOPWORDS), words[0] if words else "")
     return f"{family or 'anon'}{paper.year or 'nd'}{word}"
