@@ -224,9 +224,9 @@ class RecommendRequest(FilterFields):
     @model_validator(mode="after")
     def _liked_papers(self):
         if not self.positive and self.library is None:
-            raise ValueError("give liked paper ids (positive) or a reference library (library)")
+            raise ValueError("give liked paper ids in 'positive', or a reference library's text in 'library'")
         if self.positive and self.library is not None:
-            raise ValueError("give positive or library, not both")
+            raise ValueError("give 'positive' or 'library', not both")
         return self
 
 
