@@ -25,7 +25,8 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 
-from indexer.library_formats import BIBTEX_TYPES, family_given, latex_escape
+from indexer.citation_text import family_given, latex_escape
+from indexer.library_formats import BIBTEX_TYPES
 from models.paper import Hit, Paper
 
 # Output format -> media type (what `format=` names and what an Accept header asks for).

@@ -11,8 +11,8 @@ record. What is settled here, once for reading and writing:
 - RIS: records are framed TY ... ER here (rispy has no line numbers and silently merges a record
   that lacks ER into the next one), then each one is read by rispy;
 - CSL-JSON: the array is read item by item, so each item has its own line;
-- names: "Last, First" (RIS) and family/given (CSL) become "First Last", the form Paper uses;
-- `latex_escape` is `latex_to_text`'s inverse, for the BibTeX writer (api/result_formats.py).
+- names: "Last, First" (RIS) and family/given (CSL) become "First Last", the form Paper uses
+  (indexer/citation_text.py, with the inverses the writers in api/result_formats.py use).
 
 The paper id of an entry: our own export's `papersearch_id` (BibTeX), ID (RIS) or custom.paper_id
 (CSL), else the entry's own key (BibTeX key, CSL id), else its DOI, else a hash of its title,
@@ -27,12 +27,13 @@ import json
 import logging
 import re
 from collections.abc import Iterator
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LIBRARY_FORMATS", "family_given", "latex_escape", "latex_to_text", "library_papers", "library_records",
-           "read_library", "sniff_library_format"]
+from indexer.citation_text import first_last, latex_to_text
+
+__all__ = ["BIBTEX_TYPES", "LIBRARY_FORMATS", "library_papers", "library_records", "read_library",
+           "sniff_library_format"]
 
 LIBRARY_FORMATS = ("bibtex", "ris", "csl-json")
 # (location, raw record or None, error or None), as indexer/ingest.py's readers yield them.
@@ -56,68 +57,6 @@ _BIBTEX_MONTHS = {m: name for m, name in zip(
 _BIBTEX_TEXT_FIELDS = ("title", "abstract", "journal", "journaltitle", "booktitle", "keywords")
 _BIBTEX_VENUE_FIELDS = ("journal", "journaltitle", "booktitle")
 _RIS_TAG = re.compile(r"^([A-Z][A-Z0-9])  -(?: (.*))?$")
-_NAME_PARTICLES = frozenset(("van", "von", "der", "den", "de", "del", "della", "di", "da", "du", "la", "le",
-                             "ter", "ten", "dos", "das", "zu", "af", "al", "el", "bin", "ibn"))
-
-
-# --- LaTeX text, both ways -----------------------------------------------------------------------
-
-# Characters LaTeX (and BibTeX's brace counting) would read as markup, and ligatures that
-# pylatexenc turns into typographic characters (-- into an en dash, `` into a quote).
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "%": r"\%", "&": r"\&",
-                  "#": r"\#", "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "`": "{`}"}
-_LATEX_ESCAPE = re.compile(r"[\\{}$%&#_~^`]|-(?=-)|'(?=')")
-# Nothing to decode in a value without markup: skips pylatexenc (milliseconds per value).
-_LATEX_MARKUP = re.compile(r"[\\{}$~`]|--|''")
-
-
-def latex_escape(text: str) -> str:
-    """Text as a BibTeX value that `latex_to_text` reads back exactly (UTF-8 kept as it is)."""
-    return _LATEX_ESCAPE.sub(lambda m: _LATEX_SPECIAL.get(m.group(), m.group() + "{}"), text)
-
-
-@lru_cache(maxsize=1)
-def _latex_decoder():
-    from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
-
-    context = get_default_latex_context_db()
-    # pylatexenc's defaults give a modifier letter for \textasciicircum and nothing for \LaTeX.
-    context.add_context_category("papersearch", prepend=True, macros=[
-        MacroTextSpec("textasciicircum", "^"), MacroTextSpec("LaTeX", "LaTeX"), MacroTextSpec("TeX", "TeX")])
-    return LatexNodes2Text(math_mode="text", latex_context=context)
-
-
-def latex_to_text(value: str) -> str:
-    """A BibTeX value as plain Unicode text: accents, braces, commands and math decoded."""
-    if not _LATEX_MARKUP.search(value):
-        return value
-    # A bare ~ is LaTeX's unbreakable space; people mean a space.
-    return _latex_decoder().latex_to_text(re.sub(r"(?<!\\)~", " ", value))
-
-
-# --- names, both ways ----------------------------------------------------------------------------
-
-
-def family_given(name: str) -> tuple[str, str]:
-    """("van Exter", "Martin") for "Martin van Exter": the family name is the last word with the
-    lower-case particles before it; the inverse of reading "van Exter, Martin"."""
-    words = name.split()
-    if len(words) < 2:
-        return name.strip(), ""
-    start = len(words) - 1
-    while start > 1 and words[start - 1].lower() in _NAME_PARTICLES and words[start - 1].islower():
-        start -= 1
-    return " ".join(words[start:]), " ".join(words[:start])
-
-
-def _first_last(name: str) -> str:
-    """"First Last" for "Last, First" (and "Last, Suffix, First" -> "First Last Suffix")."""
-    parts = [p.strip() for p in name.split(",")]
-    if len(parts) == 2 and all(parts):
-        return f"{parts[1]} {parts[0]}"
-    if len(parts) == 3 and parts[0] and parts[2]:
-        return " ".join(p for p in (parts[2], parts[0], parts[1]) if p)
-    return name.strip()
 
 
 def _fallback_id(fmt: str, record: dict[str, Any]) -> str | None:
@@ -261,7 +200,7 @@ def _ris_record(ref: dict[str, Any]) -> dict[str, Any]:
                 return value
         return None
 
-    authors = [_first_last(a) for a in (ref.get("authors") or []) + (ref.get("first_authors") or [])]
+    authors = [first_last(a) for a in (ref.get("authors") or []) + (ref.get("first_authors") or [])]
     record = _compact({
         "title": first("title", "primary_title"),
         "abstract": first("abstract", "notes_abstract"),

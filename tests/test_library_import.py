@@ -7,8 +7,8 @@ import json
 import pytest
 
 from api.cli import main
+from indexer.citation_text import latex_escape, latex_to_text
 from indexer.ingest import detect_format, read_papers
-from indexer.library_formats import latex_escape, latex_to_text
 from tests.conftest import ROOT
 
 SAMPLES = ROOT.parent / "shared" / "samples"
