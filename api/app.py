@@ -235,6 +235,9 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
             if not entries and rejected:
                 raise InvalidInput(f"No entry of the library could be read ({len(rejected)} rejected): "
                                    + "; ".join(rejected[:5]))
+            if len(entries) > settings.max_recommend_ids:  # each unmatched entry is embedded
+                raise InvalidInput(f"The library holds {len(entries)} entries; this server takes at most "
+                                   f"{settings.max_recommend_ids} (PAPERSEARCH_MAX_RECOMMEND_IDS).")
             with service.reading() as engine:
                 if not hasattr(engine, "recommend_library"):
                     raise ApiError(400, "invalid_request", "Library recommendations need one index, not shards.")

@@ -23,8 +23,9 @@ _NAME_PARTICLES = frozenset(("van", "von", "der", "den", "de", "del", "della", "
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "%": r"\%", "&": r"\&",
                   "#": r"\#", "_": r"\_", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "`": "{`}"}
 _LATEX_ESCAPE = re.compile(r"[\\{}$%&#_~^`]|-(?=-)|'(?=')")
-# Nothing to decode in a value without markup: skips pylatexenc (milliseconds per value).
-_LATEX_MARKUP = re.compile(r"[\\{}$~`]|--|''")
+# Without commands, math, ties or ligatures a value's only markup is grouping braces, which print
+# nothing: pylatexenc (tens of milliseconds for a title) is needed only past that.
+_LATEX_MARKUP = re.compile(r"[\\$~`]|--|''")
 
 
 def latex_escape(text: str) -> str:
@@ -46,7 +47,7 @@ def _latex_decoder():
 def latex_to_text(value: str) -> str:
     """A BibTeX value as plain Unicode text: accents, braces, commands and math decoded."""
     if not _LATEX_MARKUP.search(value):
-        return value
+        return value.replace("{", "").replace("}", "")
     # A bare ~ is LaTeX's unbreakable space; people mean a space.
     return _latex_decoder().latex_to_text(re.sub(r"(?<!\\)~", " ", value))
 

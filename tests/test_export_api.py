@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 import bibtexparser
@@ -13,6 +11,7 @@ import rispy
 from api.cli import main
 from api.result_formats import MEDIA_TYPES
 from tests.test_api import assert_error, client_for
+from tests.test_export_round_trip import export_ids
 
 # Every ranked list the API has: (method, path, query or JSON body).
 RANKED_LISTS = [
@@ -35,19 +34,6 @@ def _call(client, method, path, body, params=None, headers=None):
     return client.post(path, json=body, params=params, headers=headers)
 
 
-def _ids(fmt: str, text: str) -> list[str]:
-    """Paper ids in rank order, read by that format's own parser."""
-    if fmt == "bibtex":
-        return [entry["papersearch_id"] for entry in bibtexparser.parse_string(text).entries]
-    if fmt == "ris":
-        return [ref["id"] for ref in rispy.loads(text)]
-    if fmt == "csl-json":
-        return [item["custom"]["paper_id"] for item in json.loads(text)]
-    if fmt == "csv":
-        return [row["paper_id"] for row in csv.DictReader(io.StringIO(text))]
-    return [json.loads(line)["paper_id"] for line in text.splitlines()]
-
-
 @pytest.mark.parametrize(("method", "path", "body"), RANKED_LISTS)
 def test_every_ranked_list_exports_by_format_and_by_accept(client, method, path, body):
     expected = [r["paper_id"] for r in _call(client, method, path, body).json()["results"]]
@@ -59,7 +45,7 @@ def test_every_ranked_list_exports_by_format_and_by_accept(client, method, path,
             assert answer.status_code == 200, answer.text
             assert answer.headers["content-type"] == f"{media}; charset=utf-8"
             assert answer.headers["content-disposition"].startswith("attachment; filename=\"papersearch-")
-            assert _ids(fmt, answer.text) == expected
+            assert export_ids(fmt, answer.text) == expected
     # A browser's Accept (*/*) and format=json keep the JSON answer.
     browser = _call(client, method, path, body, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
     assert browser.headers["content-type"] == "application/json"

@@ -34,8 +34,8 @@ def _hits(sample_engine) -> list[Hit]:
     return found + [Hit(paper, 0.1, len(found) + i + 1) for i, paper in enumerate(TRICKY)]
 
 
-def _parsed_ids(fmt: str, text: str) -> list[str]:
-    """The paper ids an export holds, read by that format's own parser."""
+def export_ids(fmt: str, text: str) -> list[str]:
+    """The paper ids an export holds, in order, read by that format's own parser."""
     if fmt == "bibtex":
         library = bibtexparser.parse_string(text)
         assert not library.failed_blocks
@@ -54,7 +54,7 @@ def test_export_parses_and_indexes_back_with_the_same_papers(fmt, sample_engine,
     hits = _hits(sample_engine)
     text = export(fmt, hits)
     # The ids as that format's parser reads them (BibTeX still LaTeX-escaped: compare decoded below).
-    assert len(_parsed_ids(fmt, text)) == len(hits)
+    assert len(export_ids(fmt, text)) == len(hits)
     path = tmp_path / f"results.{ {'bibtex': 'bib', 'csl-json': 'json'}.get(fmt, fmt) }"
     path.write_text(text, encoding="utf-8")
     index = tmp_path / "index"
