@@ -22,10 +22,12 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
+from api import routes_export
 from api.errors import RETRY_AFTER_SECONDS, ApiError, describe, install_error_handlers
 from api.limits import BodySizeLimit
 from api.records import parse_records
-from api.result_formats import EXPORT_RESPONSES, JSON, export_response, requested_format
+from api.result_formats import EXPORT_RESPONSES, JSON, export_response
+from api.routes_export import ExportFormat
 from api.schemas import (
     ERROR_RESPONSES,
     UPLOAD_BODY,
@@ -54,7 +56,7 @@ from models.query import DEFAULT_MODE, Filters  # noqa: F401  (DEFAULT_MODE: par
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Routers that live in their own module (api/routes_*.py): each has `routes(settings, service)`
 # returning an APIRouter. A new group of endpoints is a new module plus one entry here.
-ROUTE_MODULES: tuple = ()
+ROUTE_MODULES: tuple = (routes_export,)
 # The engine's own default mode, so a new default (e.g. hybrid) needs no change here.
 # Where the /docs and /redoc pages find Swagger UI's and ReDoc's files (the fastapi-offline package).
 DOCS_ASSETS = "/docs-assets"
@@ -138,16 +140,6 @@ def _filters(year_from: int | None, year_to: int | None, category: str | None, a
     if year_from is not None and year_to is not None and year_from > year_to:
         raise ApiError(422, "invalid_request", f"year_from ({year_from}) is after year_to ({year_to}).")
     return Filters(year_from=year_from, year_to=year_to, category=category or None, author=author or None)
-
-
-async def export_format(request: Request, format: Annotated[str | None, Query(
-        description="json (default), bibtex, ris, csl-json, csv or jsonl; else the Accept header decides")] = None,
-) -> str:
-    """The answer's format, from `format=` or the Accept header (api/result_formats.py)."""
-    return requested_format(format, request.headers.get("accept"))
-
-
-ExportFormat = Annotated[str, Depends(export_format)]
 
 
 def _page(hits, limit: int, offset: int, started: float, max_offset: int) -> dict:

@@ -87,3 +87,16 @@ def test_cli_format_flag_for_search_related_and_recommend(sample_index_dir, caps
         main(["search", "ocr", *index, "--format", "docx"])
     assert exc.value.code == 2
     assert "invalid choice: 'docx'" in capsys.readouterr().err
+
+
+def test_named_papers_export_in_their_order(client):
+    """POST /export: a reading list (the page's liked papers) as a file."""
+    ids = ["seed-17", "seed-03", "seed-01"]
+    for fmt, media in MEDIA_TYPES.items():
+        answer = client.post("/export", params={"format": fmt}, json={"paper_ids": ids})
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith(media)
+        assert export_ids(fmt, answer.text) == ids
+    assert [p["paper_id"] for p in client.post("/export", json={"paper_ids": ids}).json()["results"]] == ids
+    message = assert_error(client.post("/export", json={"paper_ids": ["seed-01", "ghost-9"]}), 404, "paper_not_found")
+    assert "ghost-9" in message
+    assert_error(client.post("/export", json={"paper_ids": []}), 422, "invalid_request")
