@@ -22,11 +22,13 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from api import routes_metrics, routes_s2
+from api import routes_export, routes_metrics, routes_s2
 from api.errors import RETRY_AFTER_SECONDS, ApiError, describe, install_error_handlers
 from api.limits import BodySizeLimit
 from api.ratelimit import RateLimit
 from api.records import parse_records
+from api.result_formats import EXPORT_RESPONSES, JSON, export_response
+from api.routes_export import ExportFormat
 from api.schemas import (
     ERROR_RESPONSES,
     UPLOAD_BODY,
@@ -48,16 +50,17 @@ from api.service import IndexService
 from api.shard_service import ShardService
 from api.url_secrets import RefuseKeysInQuery
 from indexer import vectors
+from indexer.library_formats import library_papers
 from models.config import Settings
 from models.embedder import Embedder
-from models.errors import PaperNotFound, PaperSearchError
+from models.errors import InvalidInput, PaperNotFound, PaperSearchError
 from models.paper import YEAR_MAX, YEAR_MIN
 from models.query import DEFAULT_MODE, Filters  # noqa: F401  (DEFAULT_MODE: part of this module's surface)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Routers that live in their own module (api/routes_*.py): each has `routes(settings, service)`
 # returning an APIRouter. A new group of endpoints is a new module plus one entry here.
-ROUTE_MODULES: tuple = (routes_metrics, routes_s2)
+ROUTE_MODULES: tuple = (routes_metrics, routes_s2, routes_export)
 # The engine's own default mode, so a new default (e.g. hybrid) needs no change here.
 # Where the /docs and /redoc pages find Swagger UI's and ReDoc's files (the fastapi-offline package).
 DOCS_ASSETS = "/docs-assets"
@@ -167,11 +170,12 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
     RelatedRequest, RecommendRequest = bounded_requests(settings, service.modes, service.related_default_mode)
     filters_from_query = filter_params(settings)
 
-    @router.get("/search", response_model=SearchResponse, tags=["search"])
+    @router.get("/search", response_model=SearchResponse, tags=["search"], responses=EXPORT_RESPONSES)
     def search(
         service: Service,
         q: Annotated[str, Query(min_length=1, max_length=settings.max_query_chars, description="free text")],
         filters: Annotated[Filters, Depends(filters_from_query)],
+        fmt: ExportFormat,
         limit: Limit = 10,
         offset: Offset = 0,
         mode: Annotated[Mode, Query(description="ranking method")] = service.default_mode,
@@ -180,17 +184,22 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
         started = time.perf_counter()
         with service.reading() as engine:
             hits = engine.search(q, limit=limit, offset=offset, filters=filters, mode=mode)
+        if fmt != JSON:
+            return export_response(fmt, hits, "search")
         return {"query": q, "mode": mode, **_page(hits, limit, offset, started, settings.max_offset)}
 
     # Ids may hold slashes (DOIs, old arXiv ids), hence ":path"; "/related" is declared first.
-    @router.get("/papers/{paper_id:path}/related", response_model=RelatedResponse, tags=["search"])
+    @router.get("/papers/{paper_id:path}/related", response_model=RelatedResponse, tags=["search"],
+                responses=EXPORT_RESPONSES)
     def related_to_paper(service: Service, paper_id: str, filters: Annotated[Filters, Depends(filters_from_query)],
-                         limit: Limit = 10, offset: Offset = 0,
+                         fmt: ExportFormat, limit: Limit = 10, offset: Offset = 0,
                          mode: Annotated[Mode, Query(description="ranking method")] = service.related_default_mode):
         """Papers related to a stored paper; never the paper itself."""
         started = time.perf_counter()
         with service.reading() as engine:
             hits = engine.related(paper_id=paper_id, limit=limit, offset=offset, filters=filters, mode=mode)
+        if fmt != JSON:
+            return export_response(fmt, hits, "related")
         return {"paper_id": paper_id, **_page(hits, limit, offset, started, settings.max_offset)}
 
     @router.get("/papers/{paper_id:path}", response_model=PaperOut, tags=["papers"])
@@ -202,26 +211,52 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
             raise PaperNotFound(paper_id)
         return PaperOut.from_paper(paper)
 
-    @router.post("/related", response_model=RelatedResponse, tags=["search"])
-    def related_to_text(service: Service, body: RelatedRequest):
+    @router.post("/related", response_model=RelatedResponse, tags=["search"], responses=EXPORT_RESPONSES)
+    def related_to_text(service: Service, body: RelatedRequest, fmt: ExportFormat):
         """Papers related to a pasted abstract or draft."""
         filters = _filters(body.year_from, body.year_to, body.category, body.author, body.versions)
         started = time.perf_counter()
         with service.reading() as engine:
             hits = engine.related(text=body.text, limit=body.limit, offset=body.offset, filters=filters,
                                   mode=body.mode)
+        if fmt != JSON:
+            return export_response(fmt, hits, "related")
         return {"paper_id": None, **_page(hits, body.limit, body.offset, started, settings.max_offset)}
 
-    @router.post("/recommend", response_model=RecommendResponse, tags=["search"])
-    def recommend(service: Service, body: RecommendRequest):
-        """Papers like the liked ones and unlike the disliked ones. Unknown ids are a 404 naming them."""
+    @router.post("/recommend", response_model=RecommendResponse, tags=["search"], responses=EXPORT_RESPONSES)
+    def recommend(service: Service, body: RecommendRequest, fmt: ExportFormat):
+        """Papers like the liked ones and unlike the disliked ones. Unknown ids are a 404 naming them.
+
+        With `library` (a BibTeX, RIS or CSL-JSON text) instead of `positive`: papers most like the
+        library that it does not hold, and `library` counts of its matched and unmatched entries.
+        """
         filters = _filters(body.year_from, body.year_to, body.category, body.author, body.versions)
         started = time.perf_counter()
-        with service.reading() as engine:
-            hits = engine.recommend(body.positive, body.negative, limit=body.limit, offset=body.offset,
-                                    filters=filters, mode=body.mode)
+        library = None
+        if body.library is not None:
+            entries, rejected = library_papers(body.library, body.library_format)
+            if not entries and rejected:
+                raise InvalidInput(f"No entry of the library could be read ({len(rejected)} rejected): "
+                                   + "; ".join(rejected[:5]))
+            if len(entries) > settings.max_recommend_ids:  # each unmatched entry is embedded
+                raise InvalidInput(f"The library holds {len(entries)} entries; this server takes at most "
+                                   f"{settings.max_recommend_ids} (PAPERSEARCH_MAX_RECOMMEND_IDS).")
+            with service.reading() as engine:
+                if not hasattr(engine, "recommend_library"):
+                    raise ApiError(400, "invalid_request", "Library recommendations need one index, not shards.")
+                hits, match = engine.recommend_library(entries, body.negative, limit=body.limit, offset=body.offset,
+                                                       filters=filters, mode=body.mode)
+            positive = list(dict.fromkeys(match.matched.values()))
+            library = {**match.counts(), "rejected": len(rejected), "rejections": rejected[:20]}
+        else:
+            positive = body.positive
+            with service.reading() as engine:
+                hits = engine.recommend(body.positive, body.negative, limit=body.limit, offset=body.offset,
+                                        filters=filters, mode=body.mode)
+        if fmt != JSON:
+            return export_response(fmt, hits, "recommend")
         page = _page(hits, body.limit, body.offset, started, settings.max_offset)
-        return {"positive": body.positive, "negative": body.negative, **page}
+        return {"positive": positive, "negative": body.negative, "library": library, **page}
 
     @router.get("/health", response_model=HealthResponse, tags=["service"])
     def health(service: Service):

@@ -19,11 +19,12 @@ import sys
 from pathlib import Path
 
 from api import cli_shards
-from api.cli_args import PORT, add_common, add_filters, filters_from, settings_from, whole_number
+from api.cli_args import PORT, add_common, add_filters, add_output_format, filters_from, settings_from, whole_number
 from api.cli_errors import UsageError, run_command
 from api.cli_index import check_room_to_write, cmd_index
 from api.cli_output import print_check, print_eval, print_hits
 from api.serve_flags import add_serve_flags
+from indexer.ingest import FORMATS as INPUT_FORMATS
 from indexer.vectors import INDEX_TYPES  # names only: FAISS is not imported for `--help`
 from models.config import Settings
 from models.errors import PaperSearchError
@@ -35,7 +36,8 @@ EXAMPLES = {
     "index": "papersearch index papers.jsonl --index ./my-index   (on a cluster: --ray ray://head:10001)",
     "search": 'papersearch search "lightweight OCR" --index ./my-index --limit 5',
     "related": "papersearch related 2101.00001 --index ./my-index   (or --text 'pasted abstract')",
-    "recommend": "papersearch recommend --positive ID1 ID2 --negative ID3 --index ./my-index",
+    "recommend": "papersearch recommend --positive ID1 ID2 --negative ID3 --index ./my-index   "
+                 "(or --library refs.bib)",
     "delete": "papersearch delete ID1 ID2 --index ./my-index",
     "info": "papersearch info --index ./my-index",
     "eval": "papersearch eval ../shared/data/scifact --split test --mode dense lexical hybrid",
@@ -62,9 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         add_common(p)
         return p
 
-    p = command("index", "Add or update papers from a file (JSONL, CSV, arXiv dump, BEIR corpus; .gz too).")
+    p = command("index", "Add or update papers from a file (JSONL, CSV, arXiv dump, BEIR corpus; .gz too; "
+                         "BibTeX, RIS or CSL-JSON libraries).")
     p.add_argument("paths", nargs="+", type=Path, help="input file(s)")
-    p.add_argument("--format", choices=("jsonl", "csv", "arxiv", "beir"), help="force the input format")
+    p.add_argument("--format", choices=INPUT_FORMATS, help="force the input format")
     p.add_argument("--strict", action="store_true", help="reject the whole run if any record is bad")
     p.add_argument("--batch-size", type=whole_number(1), default=None,
                    help="papers per model call (default 8; 64 or more on a GPU)")
@@ -87,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-snippets", dest="snippets", action="store_false",
                    help="leave out the matching abstract sentences")
     add_filters(p)
+    add_output_format(p)
 
     p = command("related", "Papers related to a stored paper (by id) or to a pasted abstract (--text).")
     p.add_argument("paper_id", nargs="?", help="the paper's id, DOI or arXiv id (e.g. arXiv:2206.03001v2)")
@@ -95,14 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ranking: dense (embeddings), lexical (BM25 over the paper's distinctive terms) "
                         "or hybrid (both fused; default)")
     add_filters(p)
+    add_output_format(p)
 
-    p = command("recommend", "Papers like the liked ones (--positive) and unlike the disliked (--negative).")
-    p.add_argument("--positive", "-p", nargs="+", required=True, metavar="ID", help="liked paper ids")
+    p = command("recommend", "Papers like the liked ones (--positive, or a reference library: --library) and "
+                             "unlike the disliked (--negative).")
+    p.add_argument("--positive", "-p", nargs="+", default=[], metavar="ID", help="liked paper ids")
+    p.add_argument("--library", type=Path, metavar="FILE",
+                   help="liked papers from a library (BibTeX, RIS, CSL-JSON or any `index` format): entries "
+                        "in the index by id, DOI, arXiv id or title, the others by their own text")
     p.add_argument("--negative", "-n", nargs="*", default=[], metavar="ID", help="disliked paper ids")
     p.add_argument("--mode", choices=MODES, default=RELATED_DEFAULT_MODE,
                    help="ranking: dense (embeddings), lexical (BM25 over the liked papers' distinctive terms) "
                         "or hybrid (both fused; default)")
     add_filters(p)
+    add_output_format(p)
 
     p = command("delete", "Remove papers from the index.")
     p.add_argument("paper_ids", nargs="+", metavar="ID")
@@ -163,7 +173,7 @@ def _open_engine(args: argparse.Namespace):
 def cmd_search(args: argparse.Namespace) -> int:
     engine = _open_engine(args)
     print_hits(engine.search(args.query, limit=args.limit, offset=args.offset, filters=filters_from(args),
-                              mode=args.mode, snippets=args.snippets), args.json)
+                              mode=args.mode, snippets=args.snippets), args.json, args.output_format)
     return 0
 
 
@@ -176,7 +186,7 @@ def cmd_related(args: argparse.Namespace) -> int:
     engine = _open_engine(args)
     hits = engine.related(paper_id=args.paper_id, text=text, limit=args.limit, offset=args.offset,
                           filters=filters_from(args), mode=args.mode)
-    print_hits(hits, args.json)
+    print_hits(hits, args.json, args.output_format)
     return 0
 
 
@@ -184,9 +194,37 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     both = sorted(set(args.positive) & set(args.negative))
     if both:
         raise UsageError(f"{', '.join(map(repr, both))} cannot be both liked (--positive) and disliked (--negative).")
+    if args.library is not None:
+        return cmd_recommend_library(args)
+    if not args.positive:
+        raise UsageError("give liked papers: --positive ID ... or --library FILE. Example: " + EXAMPLES["recommend"])
     engine = _open_engine(args)
     print_hits(engine.recommend(args.positive, args.negative, limit=args.limit, offset=args.offset,
-                                filters=filters_from(args), mode=args.mode), args.json)
+                                filters=filters_from(args), mode=args.mode), args.json, args.output_format)
+    return 0
+
+
+def cmd_recommend_library(args: argparse.Namespace) -> int:
+    from indexer.ingest import read_papers
+
+    if args.positive:
+        raise UsageError("give --positive or --library, not both.")
+    entries, rejected = [], []
+    for result in read_papers(args.library):
+        if hasattr(result, "paper"):
+            entries.append(result.paper)
+        else:
+            rejected.append(result)
+    for rejection in rejected:
+        print(rejection, file=sys.stderr)
+    engine = _open_engine(args)
+    hits, match = engine.recommend_library(entries, args.negative, limit=args.limit, offset=args.offset,
+                                           filters=filters_from(args), mode=args.mode)
+    counts = {**match.counts(), "rejected": len(rejected)}
+    if not args.quiet:
+        print(f"{args.library}: {counts['entries']} entries, {counts['matched']} in the index, {counts['unmatched']} "
+              f"recommended from by their own text, {counts['rejected']} rejected", file=sys.stderr)
+    print_hits(hits, args.json, args.output_format)
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from api.result_formats import FORMATS as OUTPUT_FORMATS
 from api.serve_flags import serve_overrides
 from models.config import Settings, default_index_dir
 from models.errors import InvalidInput
@@ -53,6 +54,13 @@ def add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--all-versions", action="store_true",
                         help="show every version of a work (preprint and published), not only the best-ranked")
 
+
+def add_output_format(parser: argparse.ArgumentParser) -> None:
+    """--format for commands that print a ranked list. The same flag as `index --format`, the other
+    way round: the format of the file the command deals with (here: writes)."""
+    parser.add_argument("--format", dest="output_format", choices=OUTPUT_FORMATS, default=None,
+                        help="write the results as a reference library or table instead of a listing "
+                             "(jsonl is what --json prints)")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

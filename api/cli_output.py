@@ -7,8 +7,18 @@ import json
 import sys
 
 
-def print_hits(hits, as_json: bool) -> None:
-    """Ranked hits, one JSON object per line with `as_json`, else a short listing for people."""
+def print_hits(hits, as_json: bool, fmt: str | None = None) -> None:
+    """Ranked hits in an export format (api/result_formats.py), as JSON lines with `as_json`, else
+    a short listing for people."""
+    if fmt is not None:
+        from api.cli_errors import UsageError
+        from api.result_formats import export
+
+        if as_json and fmt != "jsonl":
+            raise UsageError(f"--json prints JSON lines; it cannot be combined with --format {fmt}.")
+
+        sys.stdout.write(export(fmt, hits))
+        return
     if as_json:
         for hit in hits:
             print(json.dumps(hit.to_dict(), ensure_ascii=False))

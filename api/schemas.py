@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
 
+from indexer.library_formats import LIBRARY_FORMATS
 from models.config import Settings
 from models.paper import YEAR_MAX, YEAR_MIN, Hit, Paper
 from models.query import MODES, RELATED_DEFAULT_MODE
@@ -76,9 +77,20 @@ class RelatedResponse(Page):
     paper_id: str | None = Field(description="the paper the results relate to; null for pasted text")
 
 
+class LibraryOut(BaseModel):
+    """How an uploaded library met the index (POST /recommend with `library`)."""
+
+    entries: int = Field(description="entries read from the library")
+    matched: int = Field(description="entries found in the index (by id, DOI, arXiv id or title): liked papers")
+    unmatched: int = Field(description="entries not in the index, liked through their own title and abstract")
+    rejected: int = Field(description="entries that could not be read")
+    rejections: list[str] = Field(description="the first reasons, each 'library:LINE: reason'")
+
+
 class RecommendResponse(Page):
-    positive: list[str]
+    positive: list[str] = Field(description="liked paper ids (with `library`: the indexed papers it matched)")
     negative: list[str]
+    library: LibraryOut | None = None
 
 
 class RecordError(BaseModel):
@@ -204,11 +216,24 @@ class RelatedRequest(FilterFields):
 class RecommendRequest(FilterFields):
     """POST /recommend; `bounded_requests` adds the server's bounds."""
 
-    positive: list[Text] = Field(min_length=1, description="liked paper ids")
+    positive: list[Text] = Field(default_factory=list, description="liked paper ids")
     negative: list[Text] = Field(default_factory=list, description="disliked paper ids")
+    library: Text | None = Field(None, min_length=1, description=(
+        "instead of `positive`: a reference library's text (BibTeX, RIS or CSL-JSON, as Zotero, Mendeley or "
+        "JabRef export it); its entries in the index are liked papers, the others are liked by their own text"))
+    library_format: Literal[LIBRARY_FORMATS] | None = Field(  # type: ignore[valid-type]
+        None, description="the library's format; told from its text when absent")
     limit: _integer(ge=1) = 10
     offset: _integer(ge=0) = 0
     mode: RelatedMode = Field(RELATED_DEFAULT_MODE, description="ranking method")
+
+    @model_validator(mode="after")
+    def _liked_papers(self):
+        if not self.positive and self.library is None:
+            raise ValueError("give liked paper ids in 'positive', or a reference library's text in 'library'")
+        if self.positive and self.library is not None:
+            raise ValueError("give 'positive' or 'library', not both")
+        return self
 
 
 def bounded_requests(settings: Settings, modes: tuple[str, ...] = MODES, default_mode: str = RELATED_DEFAULT_MODE,
@@ -232,7 +257,7 @@ def bounded_requests(settings: Settings, modes: tuple[str, ...] = MODES, default
                           description="a pasted abstract or draft; send the first part of a longer one")))
     recommend = create_model(
         "RecommendRequest", __base__=RecommendRequest, __module__=__name__, **common,
-        positive=(list[Text], Field(min_length=1, max_length=ids, description="liked paper ids")),
+        positive=(list[Text], Field(default_factory=list, max_length=ids, description="liked paper ids")),
         negative=(list[Text], Field(default_factory=list, max_length=ids, description="disliked paper ids")))
     return related, recommend
 

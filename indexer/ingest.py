@@ -1,7 +1,8 @@
 """Read paper records from files, streaming: each line becomes a Paper or a Rejection.
 
 Formats: JSON Lines (optionally .gz), CSV with a header, the arXiv metadata dump and BEIR
-`corpus.jsonl`. This module only frames records (files, lines, rows, bytes); they differ in field
+`corpus.jsonl`; reference-manager libraries (BibTeX, RIS, CSL-JSON) in indexer/library_formats.py.
+This module only frames records (files, lines, rows, bytes); they differ in field
 names and shapes, which the one record decoder (indexer/records.py) settles for every way in.
 """
 
@@ -16,12 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from indexer.library_formats import LIBRARY_FORMATS, read_library, sniff_library_format
 from indexer.records import LONE_SURROGATE, Parsed, Rejection, decode, to_paper
 from models.errors import InvalidInput, UnknownFormat
 
 __all__ = ["FORMATS", "Parsed", "Rejection", "count_lines", "detect_format", "read_papers", "to_paper"]
 
-FORMATS = ("jsonl", "csv", "arxiv", "beir")
+FORMATS = ("jsonl", "csv", "arxiv", "beir", *LIBRARY_FORMATS)
 # Abstracts are stored whole, so a CSV field may be far longer than the csv module's 128 KiB default.
 _CSV_FIELD_LIMIT = 1 << 30
 
@@ -53,6 +55,14 @@ def detect_format(path: Path) -> str:
     name = path.name.lower().removesuffix(".gz")
     if name.endswith((".csv", ".tsv")):
         return "csv"
+    try:
+        with _open_binary(path) as handle:
+            head = handle.read(1 << 16).decode("utf-8", "replace")
+    except (EOFError, gzip.BadGzipFile, zlib.error, OSError):
+        head = ""  # the reader reports the damage with its line
+    library = sniff_library_format(name, head)
+    if library:
+        return library
     for _, raw, error in _iter_lines(path):
         if error or raw is None:
             break
@@ -140,7 +150,10 @@ def read_papers(path: str | Path, fmt: str | None = None) -> Iterator[Parsed | R
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise UnknownFormat(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
-    records = _csv_records(path) if fmt == "csv" else _json_records(path)
+    if fmt in LIBRARY_FORMATS:
+        records = read_library(path, fmt)
+    else:
+        records = _csv_records(path) if fmt == "csv" else _json_records(path)
     for location, record, error in records:
         if error:
             yield Rejection(location, error)

@@ -20,12 +20,13 @@ from indexer import vectors
 from indexer.store import IndexStore, onnx_export_dir
 from models.config import Settings
 from models.embedder import Embedder, model_fingerprint
-from models.errors import IndexNotBuilt, InvalidQuery, ModelLoadError, PaperNotFound
-from models.paper import Hit, embed_text
+from models.errors import IndexNotBuilt, InvalidInput, InvalidQuery, ModelLoadError, PaperNotFound
+from models.paper import Hit, Paper, embed_text
 from models.query import DEFAULT_MODE, RELATED_DEFAULT_MODE, Filters
 from search import checks, fusion, highlight, rank, versions
 from search import related as related_ranking
 from search.lexical import LexicalSearcher, query_terms
+from search.library import LibraryMatch, match_library
 
 # Hybrid search fuses this many candidates from each side (more when a page reaches deeper).
 HYBRID_DEPTH = 100
@@ -194,20 +195,41 @@ class SearchEngine:
                           limit, offset, filters, inputs=[paper_id] if paper_id is not None else [])
 
     def recommend(self, positive: list[str], negative: list[str] = (), limit: int = 10, offset: int = 0,
-                  filters: Filters | None = None, mode: str = RELATED_DEFAULT_MODE) -> list[Hit]:
+                  filters: Filters | None = None, mode: str = RELATED_DEFAULT_MODE,
+                  unindexed: list[Paper] = ()) -> list[Hit]:
         """Papers like the liked ones and unlike the disliked ones; never any of the inputs.
 
         Args:
             mode: "dense" (the Rocchio vector), "lexical" (BM25 over the liked papers' most
                 distinctive terms) or "hybrid" (both, fused).
+            unindexed: liked papers that are not in the index, embedded from their own text.
         """
         checks.check_page(limit, offset, self.settings)
         checks.check_mode(mode)
-        query, wanted = rank.recommendation_query(positive, negative, self.store.embeddings_for)
+        own_texts = [embed_text(paper) for paper in unindexed]
+        extra = self.encoder.encode(own_texts, "document") if own_texts else None
+        query, wanted = rank.recommendation_query(positive, negative, self.store.embeddings_for, extra)
         exclude = set(self.store.rowids_for(wanted).values())
         texts = [embed_text(paper) for paper in self.store.get_papers(positive).values()] if mode != "dense" else []
+        texts += own_texts if mode != "dense" else []
         return self._page(lambda depth: related_ranking.rank_for(self, mode, depth, query, texts, filters, exclude),
                           limit, offset, filters, inputs=wanted)
+
+    def recommend_library(self, entries: list[Paper], negative: list[str] = (), limit: int = 10, offset: int = 0,
+                          filters: Filters | None = None, mode: str = RELATED_DEFAULT_MODE,
+                          ) -> tuple[list[Hit], LibraryMatch]:
+        """Papers most like a reference library's entries that the library does not hold.
+
+        Entries found in the index (search/library.py) are liked papers; the others are liked
+        through their own title and abstract. Raises InvalidInput for a library with no entry.
+        """
+        if not entries:
+            raise InvalidInput("The library has no entry to recommend from: none is in the index and none "
+                               "has a title or abstract of its own.")
+        match = match_library(self, entries)
+        hits = self.recommend(list(dict.fromkeys(match.matched.values())), negative, limit, offset, filters, mode,
+                              unindexed=match.unmatched)
+        return hits, match
 
     def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None,
                       exclude_ids: list[str] = ()) -> list[Hit]:

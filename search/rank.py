@@ -30,20 +30,24 @@ def page(rowids: np.ndarray, scores: np.ndarray, limit: int, offset: int = 0) ->
 
 
 def recommendation_query(positive: list[str], negative: list[str],
-                         vectors_of: Callable[[list[str]], dict[str, np.ndarray]]) -> tuple[np.ndarray, list[str]]:
+                         vectors_of: Callable[[list[str]], dict[str, np.ndarray]],
+                         extra_positive: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
     """The Rocchio query vector for liked and disliked paper ids, and every id given (to exclude).
 
-    `vectors_of(ids)` returns the stored vector of each id it knows. Raises InvalidQuery without a
-    liked paper and PaperNotFound naming every unknown id.
+    `vectors_of(ids)` returns the stored vector of each id it knows; `extra_positive` holds liked
+    vectors of papers that are not in the index (a library's unmatched entries). Raises
+    InvalidQuery without a liked paper and PaperNotFound naming every unknown id.
     """
-    if not positive:
+    extra = np.zeros((0, 1), np.float32) if extra_positive is None else np.asarray(extra_positive, np.float32)
+    if not positive and not len(extra):
         raise InvalidQuery("Recommendations need at least one liked (positive) paper id.")
     wanted = list(dict.fromkeys([*positive, *negative]))
     stored = vectors_of(wanted)
     missing = [pid for pid in wanted if pid not in stored]
     if missing:
         raise PaperNotFound(missing)
-    query = rocchio(np.stack([stored[p] for p in positive]),
+    liked = [stored[p] for p in positive] + list(extra)
+    query = rocchio(np.stack(liked),
                     np.stack([stored[p] for p in negative]) if negative else np.zeros((0, 1)))
     return query, wanted
 
