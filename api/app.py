@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
+from api import routes_feeds
 from api.errors import RETRY_AFTER_SECONDS, ApiError, describe, install_error_handlers
 from api.limits import BodySizeLimit
 from api.records import parse_records
@@ -52,7 +53,7 @@ from models.query import DEFAULT_MODE, Filters  # noqa: F401  (DEFAULT_MODE: par
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Routers that live in their own module (api/routes_*.py): each has `routes(settings, service)`
 # returning an APIRouter. A new group of endpoints is a new module plus one entry here.
-ROUTE_MODULES: tuple = ()
+ROUTE_MODULES: tuple = (routes_feeds,)
 # The engine's own default mode, so a new default (e.g. hybrid) needs no change here.
 # Where the /docs and /redoc pages find Swagger UI's and ReDoc's files (the fastapi-offline package).
 DOCS_ASSETS = "/docs-assets"

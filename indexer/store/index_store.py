@@ -175,6 +175,26 @@ class IndexStore(RecordWrites):
         """paper_id -> Paper for the ids that are present."""
         return {pid: paper for pid, (_, paper) in self.stored_hashes(paper_ids).items()}
 
+    def indexed_times(self, paper_ids: Iterable[str]) -> dict[str, int]:
+        """paper_id -> when its row was last written (unix seconds), for the ids that are present.
+
+        An index made before rows carried the stamp (and not written since) answers the time the
+        index was created, for every row.
+        """
+        if self._fetch("PRAGMA user_version")[0][0] < len(schema.MIGRATIONS):
+            created = int(self._meta_get("created_at") or 0)
+            return dict.fromkeys(self.rowids_for(paper_ids), created)
+        sql = "SELECT paper_id, indexed_at FROM papers WHERE paper_id IN ({marks})"
+        return {pid: int(stamp or 0) for pid, stamp in self._rows_in(sql, paper_ids)}
+
+    def last_indexed(self) -> int:
+        """When the last row was written (unix seconds); the index's creation time without rows."""
+        if self._fetch("PRAGMA user_version")[0][0] >= len(schema.MIGRATIONS):
+            latest = self._fetch("SELECT max(indexed_at) FROM papers")[0][0]
+            if latest:
+                return int(latest)
+        return int(self._meta_get("created_at") or 0)
+
     def papers_by_rowid(self, rowids: Iterable[int]) -> dict[int, Paper]:
         """rowid -> Paper for the given FAISS ids."""
         sql = f"SELECT {PAPER_COLUMNS} FROM papers WHERE rowid IN ({{marks}})"
