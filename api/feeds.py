@@ -20,10 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 from xml.etree import ElementTree
 
-from models.errors import InvalidQuery
+from models.errors import InvalidQuery, PaperNotFound
 from models.paper import Hit, Paper
 from models.query import Filters
 
@@ -35,6 +35,8 @@ JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 # 2026-07-10 .. 2026-08-21: above 0.45 almost every entry of six topic queries was on topic,
 # 0.40 let in neighbouring topics (docs/feeds.md, "Choosing min_score").
 DEFAULT_MIN_SCORE = 0.45
+# Cosines lie in [-1, 1]; BM25 (lexical mode) scores are unbounded above.
+MIN_SCORE_RANGE = (-1.0, 1000.0)
 DEFAULT_SINCE_DAYS = 30
 MAX_SINCE_DAYS = 36_500
 DEFAULT_ENTRIES = 20
@@ -65,6 +67,14 @@ class FeedRequest:
     min_score: float = DEFAULT_MIN_SCORE
     since: datetime = datetime(1970, 1, 1, tzinfo=timezone.utc)
     limit: int = DEFAULT_ENTRIES
+
+    def __post_init__(self) -> None:
+        both = sorted(set(self.positive) & set(self.negative))
+        if both:
+            raise InvalidQuery(f"{', '.join(map(repr, both))} cannot be both liked (positive) and disliked (negative).")
+        if not MIN_SCORE_RANGE[0] <= self.min_score <= MIN_SCORE_RANGE[1]:  # NaN fails too
+            raise InvalidQuery(f"min_score must be between {MIN_SCORE_RANGE[0]:g} and {MIN_SCORE_RANGE[1]:g}, "
+                               f"got {self.min_score}.")
 
 
 @dataclass(frozen=True)
@@ -213,16 +223,65 @@ def entry_id(paper_id: str) -> str:
     return f"{TAG}paper/{quote(paper_id, safe='')}"
 
 
-def build_feed(engine, request: FeedRequest, *, base_url: str, self_url: str, home_url: str,
-               title: str) -> Feed:
+def feed_title(engine, request: FeedRequest) -> str:
+    """The feed's title; PaperNotFound for a related feed of an unknown paper."""
+    if request.kind == "search":
+        return f"PaperSearch: {request.query}"
+    if request.kind == "related":
+        paper = engine.store.get_papers([request.paper_id]).get(request.paper_id)
+        if paper is None:
+            raise PaperNotFound(request.paper_id)
+        return f"PaperSearch: related to {paper.title}"
+    count = len(request.positive)
+    return f"PaperSearch: like {count} liked paper{'s' if count > 1 else ''}"
+
+
+def feed_path(request: FeedRequest, fmt: str) -> str:
+    """/feeds/search.atom, /feeds/related/{paper_id}.json, /feeds/recommend.atom."""
+    if request.kind == "related":
+        return f"/feeds/related/{quote(request.paper_id, safe='')}.{fmt}"
+    return f"/feeds/{request.kind}.{fmt}"
+
+
+def feed_url(base_url: str, request: FeedRequest, fmt: str, since: str | None = None) -> str:
+    """The canonical URL of a feed: what `papersearch feed` writes as its self link, and what a
+    page links to. Only values that differ from the defaults are spelled."""
+    filters = request.filters
+    params: list[tuple[str, object]] = [("q", request.query)]
+    params += [("positive", paper_id) for paper_id in request.positive]
+    params += [("negative", paper_id) for paper_id in request.negative]
+    params += [("year_from", filters.year_from), ("year_to", filters.year_to), ("category", filters.category),
+               ("author", filters.author)]
+    params += [("mode", request.mode if request.mode != DEFAULT_FEED_MODE else None),
+               ("min_score", request.min_score if request.min_score != DEFAULT_MIN_SCORE else None),
+               ("since", since), ("limit", request.limit if request.limit != DEFAULT_ENTRIES else None)]
+    kept = [(name, value) for name, value in params if value is not None and value != ""]
+    return f"{base_url}{feed_path(request, fmt)}" + (f"?{urlencode(kept)}" if kept else "")
+
+
+def home_url(base_url: str, request: FeedRequest) -> str:
+    """The page a feed stands for: the search page for a search, the paper's record for related."""
+    if request.kind == "search":
+        return f"{base_url}/?{urlencode({'q': request.query})}"
+    if request.kind == "related":
+        return f"{base_url}/papers/{quote(request.paper_id, safe='')}"
+    return f"{base_url}/"
+
+
+def document(engine, request: FeedRequest, fmt: str, *, base_url: str, self_url: str) -> bytes:
+    """The feed for `request` as `fmt` ("atom" or "json") bytes."""
+    title = feed_title(engine, request)
     entries = entries_for(engine, request, base_url)
     # The newest entry's date; an empty feed is as new as the index's last write.
     updated = max((entry.date for entry in entries),
                   default=datetime.fromtimestamp(engine.store.last_indexed(), tz=timezone.utc))
     subtitle = (f"Newest papers scoring at least {request.min_score:g} ({request.mode}), "
                 f"dated from {request.since.date().isoformat()} on.")
-    return Feed(feed_id=f"{TAG}feed/{quote(self_url.split('/feeds/', 1)[-1], safe='')}", title=title,
-                subtitle=subtitle, self_url=self_url, home_url=home_url, updated=updated, entries=entries)
+    # The id names the feed, not the host: a server that moves keeps its readers' entries.
+    feed_id = f"{TAG}feed/{quote(self_url.split('/feeds/', 1)[-1], safe='')}"
+    feed = Feed(feed_id=feed_id, title=title, subtitle=subtitle, self_url=self_url,
+                home_url=home_url(base_url, request), updated=updated, entries=entries)
+    return atom(feed) if fmt == "atom" else json_feed(feed)
 
 
 # --- writing the documents ----------------------------------------------------------------------
@@ -285,7 +344,3 @@ def json_feed(feed: Feed) -> bytes:
     document = {"version": JSON_FEED_VERSION, "title": feed.title, "description": feed.subtitle,
                 "home_page_url": feed.home_url, "feed_url": feed.self_url, "items": items}
     return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
-
-
-def render(feed: Feed, fmt: str) -> bytes:
-    return atom(feed) if fmt == "atom" else json_feed(feed)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated, Literal
-from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -28,7 +27,6 @@ from api import feeds
 from api.errors import ApiError, describe
 from api.schemas import ERROR_RESPONSES
 from models.config import Settings
-from models.errors import PaperNotFound
 from models.query import Filters
 
 # Documents kept in memory (one per feed URL); the least recently polled goes first.
@@ -116,12 +114,6 @@ def not_modified(request: Request, cached: _Cached) -> bool:
     return False
 
 
-def feed_url(base_url: str, path: str, params: list[tuple[str, object]]) -> str:
-    """The canonical URL of a feed (what `papersearch feed` writes as the self link)."""
-    kept = [(name, value) for name, value in params if value not in (None, "", ())]
-    return f"{base_url}{path}" + (f"?{urlencode(kept)}" if kept else "")
-
-
 def routes(settings: Settings, service) -> APIRouter:
     # Imported here: api.app imports this module to list it in ROUTE_MODULES.
     from api.app import Service, filter_params
@@ -130,11 +122,12 @@ def routes(settings: Settings, service) -> APIRouter:
     cache = FeedCache()
     Mode = Literal[service.modes]  # type: ignore[valid-type]
     filters_from_query = filter_params(settings)
+    lowest, highest = feeds.MIN_SCORE_RANGE
 
     async def common(
         filters: Annotated[Filters, Depends(filters_from_query)],
         mode: Annotated[Mode, Query(description="ranking method; dense scores are cosines")] = feeds.DEFAULT_FEED_MODE,
-        min_score: Annotated[float, Query(ge=-1.0, le=1000.0, description="lowest score an entry may have")
+        min_score: Annotated[float, Query(ge=lowest, le=highest, description="lowest score an entry may have")
                              ] = feeds.DEFAULT_MIN_SCORE,
         since: Annotated[str | None, Query(max_length=40, description="window: days back (30) or a date "
                                                                       "(2026-07-01); default 30")] = None,
@@ -145,17 +138,14 @@ def routes(settings: Settings, service) -> APIRouter:
 
     Common = Annotated[dict, Depends(common)]
 
-    def answer(request: Request, service, fmt: str, request_for: Callable, title_for: Callable,
-               home: str) -> Response:
+    def answer(request: Request, service, fmt: str, feed_request: feeds.FeedRequest) -> Response:
         url = str(request.url)
-        base = str(request.base_url).rstrip("/")
         with service.reading() as engine:
-            feed_request = request_for(engine)
             cached = cache.get(url, engine.generation, feed_request.since)
             if cached is None:
-                feed = feeds.build_feed(engine, feed_request, base_url=base, self_url=url, home_url=base + home,
-                                        title=title_for(engine))
-                cached = cache.put(url, engine.generation, feed_request.since, feeds.render(feed, fmt))
+                body = feeds.document(engine, feed_request, fmt, base_url=str(request.base_url).rstrip("/"),
+                                      self_url=url)
+                cached = cache.put(url, engine.generation, feed_request.since, body)
         headers = {"ETag": cached.etag, "Last-Modified": format_datetime(cached.last_modified, usegmt=True),
                    "Cache-Control": CACHE_CONTROL, "X-Content-Type-Options": "nosniff"}
         if not_modified(request, cached):
@@ -167,24 +157,12 @@ def routes(settings: Settings, service) -> APIRouter:
                     q: Annotated[str, Query(min_length=1, max_length=settings.max_query_chars,
                                             description="free text")]):
         """The newest papers matching a search, as Atom (`.atom`) or JSON Feed 1.1 (`.json`)."""
-        def request_for(engine):
-            return feeds.FeedRequest(kind="search", query=q, **common)
-
-        return answer(request, service, fmt, request_for, lambda engine: f"PaperSearch: {q}",
-                      "/?" + urlencode({"q": q}))
+        return answer(request, service, fmt, feeds.FeedRequest(kind="search", query=q, **common))
 
     @router.get("/feeds/related/{paper_id:path}.{fmt}")
     def related_feed(request: Request, service: Service, fmt: Format, paper_id: str, common: Common):
-        """The newest papers related to one stored paper."""
-        def request_for(engine):
-            if not engine.store.get_papers([paper_id]):
-                raise PaperNotFound(paper_id)
-            return feeds.FeedRequest(kind="related", paper_id=paper_id, **common)
-
-        def title_for(engine):
-            return f"PaperSearch: related to {engine.store.get_papers([paper_id])[paper_id].title}"
-
-        return answer(request, service, fmt, request_for, title_for, f"/papers/{quote(paper_id, safe='')}")
+        """The newest papers related to one stored paper; 404 for an unknown id."""
+        return answer(request, service, fmt, feeds.FeedRequest(kind="related", paper_id=paper_id, **common))
 
     @router.get("/feeds/recommend.{fmt}")
     def recommend_feed(request: Request, service: Service, fmt: Format, common: Common,
@@ -193,15 +171,7 @@ def routes(settings: Settings, service) -> APIRouter:
                        negative: Annotated[list[str], Query(max_length=settings.max_recommend_ids,
                                                             description="a disliked paper id (repeat)")] = ()):
         """The newest papers like the liked ones and unlike the disliked ones (a reading list's feed)."""
-        both = sorted(set(positive) & set(negative))
-        if both:
-            raise ApiError(400, "invalid_request",
-                           f"{', '.join(map(repr, both))} cannot be both positive and negative.")
-
-        def request_for(engine):
-            return feeds.FeedRequest(kind="recommend", positive=tuple(positive), negative=tuple(negative), **common)
-
-        liked = f"{len(positive)} liked paper{'s' if len(positive) > 1 else ''}"
-        return answer(request, service, fmt, request_for, lambda engine: f"PaperSearch: like {liked}", "/")
+        return answer(request, service, fmt, feeds.FeedRequest(kind="recommend", positive=tuple(positive),
+                                                               negative=tuple(negative), **common))
 
     return router
