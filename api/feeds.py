@@ -208,15 +208,24 @@ def entries_for(engine, request: FeedRequest, base_url: str) -> list[Entry]:
     return recent[:request.limit]
 
 
-def paper_link(paper: Paper, base_url: str) -> str:
-    """Where a reader goes: the record's URL, its DOI, its arXiv page, else this server's record."""
+def external_link(paper: Paper) -> str | None:
+    """The paper's own page: the record's URL, else its DOI, else its arXiv page (None: none known)."""
     if paper.url:
         return paper.url
     if paper.doi:
-        return "https://doi.org/" + quote(paper.doi, safe="/:;()._-")
+        return doi_link(paper.doi)
     if _ARXIV_ID.match(paper.paper_id):
         return "https://arxiv.org/abs/" + paper.paper_id
-    return f"{base_url}/papers/{quote(paper.paper_id, safe='')}"
+    return None
+
+
+def doi_link(doi: str) -> str:
+    return "https://doi.org/" + quote(doi, safe="/:;()._-")
+
+
+def paper_link(paper: Paper, base_url: str) -> str:
+    """Where a reader goes: the paper's own page, else this server's record of it."""
+    return external_link(paper) or f"{base_url}/papers/{quote(paper.paper_id, safe='')}"
 
 
 def entry_id(paper_id: str) -> str:
@@ -323,8 +332,8 @@ def atom(feed: Feed) -> bytes:
         for category in paper.categories:
             sub(node, "category", term=category)
         sub(node, "link", rel="alternate", href=entry.link)
-        if paper.doi and not entry.link.startswith("https://doi.org/"):
-            sub(node, "link", rel="related", href="https://doi.org/" + quote(paper.doi, safe="/:;()._-"))
+        if paper.doi and entry.link != doi_link(paper.doi):
+            sub(node, "link", rel="related", href=doi_link(paper.doi))
         sub(node, "summary", paper.abstract or paper.title, type="text")
     return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
 

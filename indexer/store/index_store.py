@@ -195,6 +195,13 @@ class IndexStore(RecordWrites):
                 return int(latest)
         return int(self._meta_get("created_at") or 0)
 
+    def corpus_summary(self, top: int = 8) -> dict:
+        """What the index holds, in brief: papers, the year range and the most common categories."""
+        papers, first, last = self._fetch("SELECT count(*), min(year), max(year) FROM papers")[0]
+        rows = self._fetch("SELECT value, count(*) FROM papers, json_each(papers.categories) "
+                           "GROUP BY value ORDER BY count(*) DESC, value LIMIT ?", (top,))
+        return {"papers": papers, "year_min": first, "year_max": last, "categories": [tuple(row) for row in rows]}
+
     def papers_by_rowid(self, rowids: Iterable[int]) -> dict[int, Paper]:
         """rowid -> Paper for the given FAISS ids."""
         sql = f"SELECT {PAPER_COLUMNS} FROM papers WHERE rowid IN ({{marks}})"
