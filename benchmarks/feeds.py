@@ -7,13 +7,11 @@ again without validators (the cached document), and with If-None-Match (304, no 
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import time
 from urllib.parse import urlencode
 
-from benchmarks.http import _SERVER, _free_port, _process_cpu, _wait_until_up
+from benchmarks.http import _process_cpu, _wait_until_up, served
 from benchmarks.measure import ROOT, load_average, time_calls
 from benchmarks.tables import Table
 from indexer.store import layout
@@ -32,15 +30,9 @@ def run(args) -> list[Table]:
     titles = [paper.title for _, paper in store.iter_papers()][:max(args.queries // 10, 20)]
     store.close()
     queries = [" ".join(title.split()[:4]) for title in titles]
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen([sys.executable, "-c", _SERVER.format(index=str(index_dir), threads=args.threads,
-                                                                   port=port)],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
     table = Table(f"Feed polls over HTTP, {index_dir.name} ({len(queries)} feed URLs)",
                   ["request", "p50 ms", "p99 ms", "server CPU ms/request", "bytes (median)"])
-    try:
+    with served(index_dir, args.threads) as (base, server, _):
         _wait_until_up(base, server)
         with httpx.Client(base_url=base, timeout=60) as client:
             client.get("/feeds/search.atom?" + urlencode({"q": "warm up", "since": SINCE_DAYS}))
@@ -66,16 +58,10 @@ def run(args) -> list[Table]:
                 cpu_ms = 1000 * (_process_cpu(server.pid) - before) / len(queries)
                 table.add(name, latency.p50, latency.p99, cpu_ms,
                           sorted(sizes.values())[len(sizes) // 2] if name != "If-None-Match, 304" else 0)
-        table.notes.append(f"Atom, default threshold and mode, since={SINCE_DAYS} days; one client, "
-                           f"one uvicorn worker; load average {load_average()}. Server CPU is the figure "
-                           "that holds on a busy machine: wall times there include waiting for a core.")
-        return [table]
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    table.notes.append(f"Atom, default threshold and mode, since={SINCE_DAYS} days; one client, "
+                       f"one uvicorn worker; load average {load_average()}. Server CPU is the figure "
+                       "that holds on a busy machine: wall times there include waiting for a core.")
+    return [table]
 
 
 def _url(query: str) -> str:
