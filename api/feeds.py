@@ -50,7 +50,9 @@ TAG = "tag:papersearch,2025:"
 # Extra fields holding a record's own date, most telling first.
 DATE_FIELDS = ("date", "published", "published_date", "publication_date", "created", "update_date", "updated")
 _ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z-]+(\.[A-Z]{2})?/\d{7})(v\d+)?$")
-_DAYS = re.compile(r"^(\d{1,6})d?$")
+_DAYS = re.compile(r"^([0-9]{1,6})d?$")
+# Characters XML 1.0 cannot hold at all (control characters a record may carry): dropped from Atom.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
@@ -305,9 +307,10 @@ def atom(feed: Feed) -> bytes:
     ElementTree.register_namespace("", ATOM_NS)
 
     def sub(parent, tag, text=None, **attributes):
-        element = ElementTree.SubElement(parent, f"{{{ATOM_NS}}}{tag}", attributes)
+        element = ElementTree.SubElement(parent, f"{{{ATOM_NS}}}{tag}",
+                                         {name: _NOT_XML.sub("", value) for name, value in attributes.items()})
         if text is not None:
-            element.text = text
+            element.text = _NOT_XML.sub("", text)
         return element
 
     root = ElementTree.Element(f"{{{ATOM_NS}}}feed")

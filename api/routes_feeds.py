@@ -35,6 +35,13 @@ CACHE_SIZE = 512
 CACHE_CONTROL = "public, max-age=300"
 
 Format = Literal[feeds.FORMATS]  # type: ignore[valid-type]
+# What /openapi.json says a feed route answers besides the error shapes.
+FEED_RESPONSES: dict = {
+    200: {"description": "The feed: Atom 1.0 for .atom, JSON Feed 1.1 for .json",
+          "content": {"application/atom+xml": {"schema": {"type": "string"}},
+                      "application/feed+json": {"schema": {"type": "object"}}}},
+    304: {"description": "Unchanged since the If-None-Match / If-Modified-Since the request sent"},
+}
 
 
 class _BadParameterIs400(APIRoute):
@@ -118,7 +125,8 @@ def routes(settings: Settings, service) -> APIRouter:
     # Imported here: api.app imports this module to list it in ROUTE_MODULES.
     from api.app import Service, filter_params
 
-    router = APIRouter(route_class=_BadParameterIs400, responses=ERROR_RESPONSES, tags=["feeds"])
+    router = APIRouter(route_class=_BadParameterIs400, responses={**ERROR_RESPONSES, **FEED_RESPONSES},
+                       default_response_class=Response, tags=["feeds"])
     cache = FeedCache()
     Mode = Literal[service.modes]  # type: ignore[valid-type]
     filters_from_query = filter_params(settings)
