@@ -263,3 +263,24 @@ def test_since_is_days_back_from_midnight_or_a_date():
     assert feeds.parse_since(None, now) == datetime(2026, 7, 23, tzinfo=timezone.utc)
     assert feeds.parse_since("7d", now) == datetime(2026, 8, 15, tzinfo=timezone.utc)
     assert feeds.parse_since("2026-08-01", now) == datetime(2026, 8, 1, tzinfo=timezone.utc)
+
+
+def test_an_index_from_before_indexed_at_dates_its_rows_by_creation_until_its_next_write(fresh_index_dir, embedder):
+    import sqlite3
+
+    from indexer.store import IndexStore
+
+    database = sqlite3.connect(layout.db_file(fresh_index_dir))
+    database.executescript("ALTER TABLE papers DROP COLUMN indexed_at; PRAGMA user_version=1;")
+    database.close()
+    store = IndexStore.open(fresh_index_dir)
+    created = int(store._meta_get("created_at"))
+    assert store.indexed_times(["seed-01", "nope"]) == {"seed-01": created}
+    assert store.last_indexed() == created
+    store.close()
+    before = int(datetime.now(timezone.utc).timestamp())
+    add_papers(Settings(index_dir=fresh_index_dir), DATED[:1], embedder=embedder)  # the write upgrades it
+    store = IndexStore.open(fresh_index_dir)
+    stamps = store.indexed_times(["seed-01", "feed-ocr-fresh"])
+    store.close()
+    assert stamps["seed-01"] >= before and stamps["feed-ocr-fresh"] >= before
