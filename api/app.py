@@ -22,7 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from api import routes_export, routes_metrics, routes_s2
+from api import routes_export, routes_feeds, routes_metrics, routes_s2
 from api.errors import RETRY_AFTER_SECONDS, ApiError, describe, install_error_handlers
 from api.limits import BodySizeLimit
 from api.ratelimit import RateLimit
@@ -60,7 +60,7 @@ from models.query import DEFAULT_MODE, Filters  # noqa: F401  (DEFAULT_MODE: par
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Routers that live in their own module (api/routes_*.py): each has `routes(settings, service)`
 # returning an APIRouter. A new group of endpoints is a new module plus one entry here.
-ROUTE_MODULES: tuple = (routes_metrics, routes_s2, routes_export)
+ROUTE_MODULES: tuple = (routes_metrics, routes_s2, routes_export, routes_feeds)
 # The engine's own default mode, so a new default (e.g. hybrid) needs no change here.
 # Where the /docs and /redoc pages find Swagger UI's and ReDoc's files (the fastapi-offline package).
 DOCS_ASSETS = "/docs-assets"

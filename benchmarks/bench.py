@@ -9,6 +9,8 @@ Also `papersearch bench ...` (same arguments). Sections (run the ones named, def
     peer    txtai on the same corpus and model files (indexing time, latency, nDCG@10), then LanceDB
             and Chroma from the same stored vectors (build, disk, RSS, latency, nDCG@10), ratios
     http    the HTTP API at concurrency 1 and 8 (needs api.app.create_app)
+    feeds   a feed reader's poll over HTTP: fresh document, cached 200, 304 (sample or --index)
+    mcp     `papersearch mcp` round trip per tool over stdio (sample or --index)
 
 Example:
     python -m benchmarks.bench encode query --corpus ../shared/data/scifact --sample 300
@@ -29,7 +31,7 @@ from benchmarks.measure import ROOT, load_average
 from benchmarks.tables import Table
 from indexer.store import layout
 
-SECTIONS = ("encode", "query", "ann", "scale", "peer", "http")
+SECTIONS = ("encode", "query", "ann", "scale", "peer", "http", "feeds", "mcp")
 DEFAULT_SECTIONS = ("encode", "query", "ann")
 
 
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.bench"
 
 def _missing_input(sections: list[str], args) -> str | None:
     """What a section needs and cannot find, before anything runs (None when all is there)."""
-    if set(sections) - {"scale"}:  # every other section reads the BEIR corpus
+    if set(sections) - {"scale", "feeds", "mcp"}:  # every other section reads the BEIR corpus
         for stem in ("corpus", "queries"):
             if not any((args.corpus / f"{stem}{ext}").is_file() for ext in (".jsonl", ".jsonl.gz")):
                 return (f"no {stem}.jsonl(.gz) in {args.corpus}: pass --corpus DIR, a BEIR folder with "

@@ -12,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -61,14 +63,7 @@ def _serve_and_measure(args, index_dir: Path, texts: list[str]) -> Table:
 
     from models.query import MODES
 
-    port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-c", _SERVER.format(index=str(index_dir), threads=args.threads,
-                                                                   port=port)],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with served(index_dir, args.threads) as (base, server, started):
         startup = _wait_until_up(base, server)
         startup = time.perf_counter() - started if startup else float("nan")
         table = Table(f"HTTP search, one uvicorn worker, {index_dir.name}",
@@ -91,6 +86,19 @@ def _serve_and_measure(args, index_dir: Path, texts: list[str]) -> Table:
         table.notes.append(f"serve startup (process start to /health answering 200): {startup:.2f} s; "
                            f"load average {load_average()}")
         return table
+
+
+@contextmanager
+def served(index_dir: Path, threads: int) -> Iterator[tuple[str, subprocess.Popen, float]]:
+    """A uvicorn server process over `index_dir` on a free local port: (base URL, process, start time)."""
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-c", _SERVER.format(index=str(index_dir), threads=threads,
+                                                                   port=port)],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        yield f"http://127.0.0.1:{port}", server, started
     finally:
         server.terminate()
         try:

@@ -8,7 +8,8 @@ import pytest
 
 from api.cli import main
 from indexer.library_formats import library_papers
-from search.library import match_library, normalised_title
+from models.identifiers import normalize_title
+from search.library import match_library
 from tests.test_api import assert_error
 
 # seed-17 by its key, seed-01 by its title (other case, braces, a full stop), and one paper the
@@ -38,7 +39,7 @@ ONLY_MINE = LIBRARY[LIBRARY.index("@article{mine"):]
 
 def test_titles_compare_without_case_accents_punctuation_or_spacing():
     title = "{HelixFold}: An  Efficient—implementation, Café."
-    assert normalised_title(title) == "helixfold an efficient implementation cafe"
+    assert normalize_title(title) == "helixfold an efficient implementation cafe"
 
 
 def test_entries_match_by_id_and_by_title_and_the_rest_stay_unmatched(sample_engine):

@@ -219,6 +219,33 @@ class IndexStore(RecordWrites):
         """(kind, value) -> the paper ids holding that identifier key."""
         return identifiers.papers_with(self._fetch, keys, self._identifiers_indexed)
 
+    def indexed_times(self, paper_ids: Iterable[str]) -> dict[str, int]:
+        """paper_id -> when its row was last written (unix seconds), for the ids that are present.
+
+        An index made before rows carried the stamp (and not written since) answers the time the
+        index was created, for every row.
+        """
+        if self._fetch("PRAGMA user_version")[0][0] < len(schema.MIGRATIONS):
+            created = int(self._meta_get("created_at") or 0)
+            return dict.fromkeys(self.rowids_for(paper_ids), created)
+        sql = "SELECT paper_id, indexed_at FROM papers WHERE paper_id IN ({marks})"
+        return {pid: int(stamp or 0) for pid, stamp in self._rows_in(sql, paper_ids)}
+
+    def last_indexed(self) -> int:
+        """When the last row was written (unix seconds); the index's creation time without rows."""
+        if self._fetch("PRAGMA user_version")[0][0] >= len(schema.MIGRATIONS):
+            latest = self._fetch("SELECT max(indexed_at) FROM papers")[0][0]
+            if latest:
+                return int(latest)
+        return int(self._meta_get("created_at") or 0)
+
+    def corpus_summary(self, top: int = 8) -> dict:
+        """What the index holds, in brief: papers, the year range and the most common categories."""
+        papers, first, last = self._fetch("SELECT count(*), min(year), max(year) FROM papers")[0]
+        rows = self._fetch("SELECT value, count(*) FROM papers, json_each(papers.categories) "
+                           "GROUP BY value ORDER BY count(*) DESC, value LIMIT ?", (top,))
+        return {"papers": papers, "year_min": first, "year_max": last, "categories": [tuple(row) for row in rows]}
+
     def papers_by_rowid(self, rowids: Iterable[int]) -> dict[int, Paper]:
         """rowid -> Paper for the given FAISS ids."""
         sql = f"SELECT {PAPER_COLUMNS} FROM papers WHERE rowid IN ({{marks}})"

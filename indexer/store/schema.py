@@ -36,6 +36,12 @@ MIGRATIONS = (
     CREATE INDEX papers_year ON papers(year);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # When each row was last written (unix seconds): what feeds call a paper's date when its
+    # record has none. Rows stored before this step get the time of the upgrade.
+    """
+    ALTER TABLE papers ADD COLUMN indexed_at INTEGER;
+    UPDATE papers SET indexed_at = CAST(strftime('%s', 'now') AS INTEGER);
+    """,
 )
 
 # Metadata every finished index records.

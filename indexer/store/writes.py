@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -94,7 +95,8 @@ class RecordWrites:
             if not row:
                 raise ValueError(f"paper {paper.paper_id!r} is new and needs a vector")
             self._db.execute("UPDATE papers SET title=?, abstract=?, authors=?, year=?, categories=?, "
-                             "venue=?, url=?, doi=?, extra=?, content_hash=? WHERE rowid=?", (*fields, row[0][0]))
+                             "venue=?, url=?, doi=?, extra=?, content_hash=?, indexed_at=? WHERE rowid=?",
+                             (*fields, int(time.time()), row[0][0]))
             identifiers.replace(self._db, paper)
             return next_rowid
         vector = np.ascontiguousarray(item.vector, dtype=np.float32)
@@ -106,8 +108,8 @@ class RecordWrites:
             result.removed_rowids.append(row[0][0])
         self._db.execute(
             "INSERT INTO papers(rowid, paper_id, title, abstract, authors, year, categories, venue, url, doi, "
-            "extra, content_hash, embedding) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (next_rowid, paper.paper_id, *fields, vector.tobytes()))
+            "extra, content_hash, embedding, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (next_rowid, paper.paper_id, *fields, vector.tobytes(), int(time.time())))
         identifiers.replace(self._db, paper)
         result.added_rowids.append(next_rowid)
         result.added_vectors.append(vector)
