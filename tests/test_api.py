@@ -80,6 +80,14 @@ def test_search_finds_the_ocr_papers_with_full_records(client):
     assert scores == sorted(scores, reverse=True)
 
 
+def test_snippets_are_made_only_when_asked_for(client):
+    with_them = client.get("/search", params={"q": "lightweight OCR", "limit": 3}).json()["results"]
+    without = client.get("/search", params={"q": "lightweight OCR", "limit": 3, "snippets": "false"}).json()["results"]
+    assert all("<mark>" in hit["snippet"] for hit in with_them[:2])
+    assert [hit["snippet"] for hit in without] == [None, None, None]
+    assert [hit["paper_id"] for hit in without] == [hit["paper_id"] for hit in with_them]
+
+
 def test_search_returns_what_the_engine_returns(client, sample_engine):
     expected = sample_engine.search("protein structure prediction", limit=7)
     body = client.get("/search", params={"q": "protein structure prediction", "limit": 7}).json()
