@@ -109,9 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("info", "Show what an index holds: papers, model, dimension, index type, size on disk.")
 
-    p = command("check", "Verify that records, embeddings, model, FAISS file and manifest agree.")
+    p = command("check", "Verify that records, embeddings, model, FAISS file, BM25 index, ONNX export and "
+                         "manifest agree.")
     p.add_argument("--repair", action="store_true",
-                   help="rebuild the derived parts (FAISS file, manifest) from the stored embeddings")
+                   help="rebuild the derived parts (FAISS file, BM25 index, ONNX export, manifest) from the records")
 
     p = command("rebuild", "Rebuild the FAISS file and manifest from the stored embeddings (no re-embedding).")
     p.add_argument("--index-type", choices=INDEX_TYPES, default=None,

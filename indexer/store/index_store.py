@@ -13,6 +13,7 @@ Every read goes through `_fetch`, which maps a damaged database to IndexCorrupt.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -22,23 +23,44 @@ from pathlib import Path
 import numpy as np
 
 from indexer import vectors
-from indexer.store import layout, schema, vector_file
+from indexer.store import layout, migrate, schema, vector_file
 from indexer.store.filter_sql import filter_where
+from indexer.store.lock import WriteLock, read_only_error
 from indexer.store.rows import PAPER_COLUMN_COUNT, PAPER_COLUMNS, pages, paper_from_row, rows_in
 from indexer.store.writes import RecordWrites
 from indexer.vectors.base import VectorIndex
 from models.embedder import ModelInfo
-from models.errors import IndexCorrupt, IndexModelMismatch, IndexNotBuilt, InvalidInput
+from models.errors import IndexCorrupt, IndexModelMismatch, IndexNotBuilt, IndexReadOnly, InvalidInput
 from models.paper import Paper
 from models.query import Filters
+
+log = logging.getLogger("papersearch")
+
+
+def _upgrade_locked(directory: Path) -> None:
+    """Upgrade an older index for a reader: under the write lock (waiting for a running writer)."""
+    if not layout.is_writable(directory):
+        raise IndexReadOnly(f"The index in {directory} is in an older format, which this PaperSearch upgrades "
+                            "in place, but it is read-only here. Upgrade it once where it is writable ('papersearch "
+                            "check --repair --index DIR'), or copy it with 'papersearch backup'.")
+    with WriteLock(directory):
+        store = IndexStore(directory, schema.connect(layout.db_file(directory)))
+        try:
+            store.upgrade()
+        finally:
+            store.close()
 
 
 class IndexStore(RecordWrites):
     """One index directory, open for reading (and for writing when created with `create`)."""
 
-    def __init__(self, directory: Path, connection: sqlite3.Connection):
+    def __init__(self, directory: Path, connection: sqlite3.Connection, writable: bool = True):
         self.directory = directory
         self._db = connection
+        # False: opened for reading (a search, `info`, `check`); SQLite would refuse a write anyway,
+        # the flag turns that into one clear line.
+        self.writable = writable
+        self.format_version = migrate.FORMAT_VERSION  # as found on open (older only when not upgraded)
         # One connection may be shared by threads (the API's threadpool); SQLite cannot nest
         # transactions on one connection, so transactions take turns.
         self._transaction_lock = threading.Lock()
@@ -48,21 +70,39 @@ class IndexStore(RecordWrites):
     # --- opening ------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: str | Path) -> IndexStore:
-        """Open an existing index; IndexNotBuilt when there is none, IndexCorrupt when unreadable."""
+    def open(cls, directory: str | Path, writable: bool = False, upgrade: bool = True) -> IndexStore:
+        """Open an existing index; IndexNotBuilt when there is none, IndexCorrupt when unreadable.
+
+        Readers open it read-only (no write, no lock; a read-only mount is fine). `writable` is for
+        a caller holding the write lock (`check --repair`). An index of an older format is upgraded
+        in place first (`migrate`), unless `upgrade` is False (`check` reports it instead).
+        """
         directory = Path(directory)
         db_path = layout.db_file(directory)
         if not db_path.is_file():
             raise IndexNotBuilt(
                 f"No index in {directory} - run 'papersearch index papers.jsonl --index {directory}' first."
             )
-        store = cls(directory, schema.connect(db_path))
-        schema.check_readable(store._db, directory)
-        return store
+        store = cls(directory, schema.connect(db_path, read_only=not writable), writable)
+        try:
+            found = store.format_version = schema.check_readable(store._db, directory)
+            if found == migrate.FORMAT_VERSION or not upgrade:
+                return store
+            if writable:
+                store.upgrade()
+                return store
+        except BaseException:
+            store.close()
+            raise
+        store.close()
+        _upgrade_locked(directory)
+        return cls.open(directory, upgrade=False)
 
     @classmethod
     def create(cls, directory: str | Path, model: ModelInfo) -> IndexStore:
-        """Open the index in `directory`, creating it for `model` if it does not exist yet."""
+        """Open the index in `directory`, creating it for `model` if it does not exist yet.
+
+        Only a process holding the write lock may call this."""
         directory = Path(directory)
         if directory.exists() and not directory.is_dir():
             raise InvalidInput(f"{directory} exists and is not a directory")
@@ -72,7 +112,7 @@ class IndexStore(RecordWrites):
         with store._db:
             if store._meta_get("model_name") is None:
                 store._meta_set_many({
-                    "format_version": str(schema.FORMAT_VERSION),
+                    "format_version": str(migrate.FIRST_FORMAT),  # the steps below bring it up to date
                     "model_name": model.name,
                     "model_fingerprint": model.fingerprint,
                     "dimension": str(model.dimension),
@@ -80,9 +120,32 @@ class IndexStore(RecordWrites):
                     "generation": "0",
                     "created_at": str(int(time.time())),
                 })
-        store.check_model(model)
-        store.write_manifest()
+        try:
+            migrate.refuse_newer(dict(store._fetch("SELECT key, value FROM meta")), directory)
+            store.upgrade()
+            store.check_model(model)
+            store.write_manifest()
+        except BaseException:
+            store.close()
+            raise
         return store
+
+    def upgrade(self) -> list[str]:
+        """Bring an older format up to date in place (the caller holds the write lock); what was done."""
+        self.require_writable()
+        done = migrate.upgrade(self._db, self.directory)
+        for line in done:
+            log.warning("%s: %s", self.directory, line)
+        self.format_version = migrate.FORMAT_VERSION
+        if done:
+            self.write_manifest()
+        return done
+
+    def require_writable(self) -> None:
+        """IndexReadOnly unless this store was opened for writing (see `open`)."""
+        if not self.writable:
+            raise read_only_error(self.directory, "was opened for reading only"
+                                  if layout.is_writable(self.directory) else "is read-only here")
 
     def close(self) -> None:
         self._db.close()
@@ -121,6 +184,7 @@ class IndexStore(RecordWrites):
         return self._meta_get("index_type") or vectors.AUTO
 
     def set_index_type(self, index_type: str) -> None:
+        self.require_writable()
         vectors.resolve_index_type(index_type, 0)  # validates the name
         with self._transaction_lock, self._db:
             self._meta_set_many({"index_type": index_type})
@@ -141,6 +205,23 @@ class IndexStore(RecordWrites):
                 f"Use --model {mine.name!r}, or index into a new --index directory."
             )
 
+    def recorded_export(self, fingerprint: str) -> dict[str, str] | None:
+        """file name -> SHA-256 of the ONNX export of model `fingerprint`, as noted when it was made."""
+        try:
+            record = json.loads(self._meta_get("onnx_export") or "null")
+        except ValueError:
+            return None
+        if not isinstance(record, dict) or record.get("fingerprint") != fingerprint:
+            return None
+        return record.get("files") or None
+
+    def record_export(self, fingerprint: str, digests: dict[str, str]) -> None:
+        """Note the checksums of the ONNX export just made (`check` compares them later)."""
+        self.require_writable()
+        with self._transaction_lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._meta_set_many({"onnx_export": json.dumps({"fingerprint": fingerprint, "files": digests})})
+
     def count(self) -> int:
         return self._fetch("SELECT count(*) FROM papers")[0][0]
 
@@ -148,7 +229,7 @@ class IndexStore(RecordWrites):
         """The manifest as written to the manifest file."""
         model = self.model
         return {
-            "format_version": schema.FORMAT_VERSION,
+            "format_version": migrate.FORMAT_VERSION,
             "model": {"name": model.name, "fingerprint": model.fingerprint},
             "dimension": model.dimension,
             "index_type": self.index_type,
@@ -158,6 +239,7 @@ class IndexStore(RecordWrites):
         }
 
     def write_manifest(self) -> None:
+        self.require_writable()
         data = json.dumps(self.manifest(), indent=2).encode() + b"\n"
         layout.atomic_write_bytes(layout.manifest_file(self.directory), data)
 
@@ -305,6 +387,7 @@ class IndexStore(RecordWrites):
 
         Only a process holding the write lock may call this.
         """
+        self.require_writable()
         record = vector_file.write(self.directory, index, generation)
         with self._transaction_lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
@@ -317,6 +400,7 @@ class IndexStore(RecordWrites):
 
     def remove_temp_files(self) -> None:
         """Delete temp files of writes that died mid-way. Only call while holding the write lock."""
+        self.require_writable()
         for path in self.leftover_files():
             if layout.is_temp_file(path):
                 path.unlink(missing_ok=True)
