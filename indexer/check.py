@@ -24,7 +24,7 @@ import numpy as np
 from indexer import lexical, vectors
 from indexer.build import make_query_export
 from indexer.lexical import LexicalWriter
-from indexer.store import FORMAT_VERSION, IndexStore, Upsert, WriteLock, layout
+from indexer.store import IndexStore, Upsert, WriteLock, layout, migrate
 from models import onnx_encoder
 from models.embedder import Embedder, model_fingerprint
 from models.errors import IndexCorrupt, IndexNotBuilt, IndexReadOnly, ModelLoadError
@@ -110,9 +110,10 @@ def _check(directory: Path) -> CheckReport:
                        "directory, or restore it from a backup.", False)
             return report
         report.papers, report.generation, report.model = store.count(), store.generation, store.model.name
-        if store.format_version < FORMAT_VERSION:
+        if store.format_version < migrate.FORMAT_VERSION:
             report.add("format", f"the index is in format {store.format_version}; this PaperSearch uses "
-                       f"{FORMAT_VERSION} and upgrades it in place (repair, or any search where it is writable)", True)
+                       f"{migrate.FORMAT_VERSION} and upgrades it in place (repair, or any search where it is "
+                       "writable)", True)
             return report  # what the other checks compare is only defined for the current format
         model_ok = _check_model(store, report)
         _check_rows(store, report, verify_hashes=model_ok)

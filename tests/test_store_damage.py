@@ -41,11 +41,12 @@ READS = {
     "vector_file_status": lambda s: s.vector_file_status(1),
     "leftover_files": lambda s: s.leftover_files(),
     "recorded_export": lambda s: s.recorded_export(s.model.fingerprint),
+    "vectors_digest_generation": lambda s: s.vectors_digest_generation(),
 }
 # Public members that are not reads of the database (or report damage as their answer).
 NOT_READS = {"open", "create", "close", "write", "set_index_type", "save_vector_index", "write_manifest",
              "check_model", "remove_temp_files", "size_on_disk", "has_vector_file", "integrity_problems",
-             "upgrade", "record_export", "require_writable"}
+             "upgrade", "record_export", "require_writable", "copy_database_to"}
 
 
 def _damage_pages(directory) -> None:

@@ -324,6 +324,19 @@ class IndexStore(RecordWrites):
             for row in rows:
                 yield row[0], paper_from_row(row), row[PAPER_COLUMN_COUNT], bytes(row[PAPER_COLUMN_COUNT + 1] or b"")
 
+    def copy_database_to(self, path: Path) -> None:
+        """SQLite's online backup of the database into a new file at `path`, in one step.
+
+        One step copies one committed state: a write committed meanwhile is either wholly in the
+        copy or not at all, and in WAL mode the copy never blocks writers (nor they it).
+        """
+        target = sqlite3.connect(path)
+        try:
+            with self._transaction_lock, schema.damage_as_corrupt(self.directory):
+                self._db.backup(target)  # pages=-1: every page in one step
+        finally:
+            target.close()
+
     def integrity_problems(self) -> list[str]:
         """SQLite's own page and index check (PRAGMA quick_check); empty when the file is sound."""
         try:
@@ -377,6 +390,11 @@ class IndexStore(RecordWrites):
         """
         return vector_file.read_verified(self.directory, generation, self._meta_get("vectors_digest"),
                                          self.model.dimension, self.all_rowids)
+
+    def vectors_digest_generation(self) -> int | None:
+        """The generation whose FAISS file checksum is recorded (None: none is)."""
+        parts = (self._meta_get("vectors_digest") or "").split()
+        return int(parts[0]) if len(parts) == 2 and parts[0].isdigit() else None
 
     def has_vector_file(self, generation: int) -> bool:
         """Whether a FAISS file for `generation` exists (verified or not)."""
