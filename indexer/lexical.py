@@ -112,7 +112,8 @@ class ReadOnlyCopy:
 
     def __init__(self, source: Path):
         self._folder = tempfile.TemporaryDirectory(prefix="papersearch-lexical-")
-        shutil.copytree(source, self._folder.name, dirs_exist_ok=True)
+        # Contents only: copied modes would keep the copy read-only, and tantivy must lock it.
+        shutil.copytree(source, self._folder.name, dirs_exist_ok=True, copy_function=shutil.copyfile)
         self.path = Path(self._folder.name)
 
     def close(self) -> None:
