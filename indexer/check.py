@@ -320,7 +320,7 @@ def _repair(directory: Path, before: CheckReport, index_type: str | None, embedd
             writer.rebuild()  # even when its state file claims it is current: its ids were wrong
             writer.close()
             done.append(f"rebuilt the lexical index from {store.count()} stored records")
-        if parts & {"onnx", "format"} and "model" not in parts:
+        if "onnx" in parts and "model" not in parts:
             # A damaged export is replaced; a missing one made (by `rebuild`); a sound one kept.
             damaged = any(p.part == "onnx" for p in before.problems)
             folder = layout.onnx_export_dir(directory, store.model.fingerprint)
