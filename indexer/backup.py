@@ -36,7 +36,7 @@ from indexer import lexical
 from indexer.check import check_index
 from indexer.lexical import LexicalWriter
 from indexer.store import IndexStore, layout
-from models import onnx_encoder
+from models import onnx_digests, onnx_encoder
 from models.errors import IndexCorrupt, IndexNotBuilt, InvalidInput
 
 
@@ -153,7 +153,7 @@ def _onnx(source: Path, store: IndexStore, report: BackupReport) -> None:
     if not onnx_encoder.is_exported(origin):
         return  # the source has none either (`check` does not require one)
     shutil.copytree(origin, folder, ignore=shutil.ignore_patterns(".*"))  # not an export in progress
-    problem = onnx_encoder.export_problem(folder, store.recorded_export(fingerprint))
+    problem = onnx_digests.export_problem(folder, store.recorded_export(fingerprint))
     if problem is None:
         report.copied.append(f"{layout.ONNX_DIR}/{fingerprint}/")
         return

@@ -287,7 +287,7 @@ def make_query_export(store: IndexStore, encoder, replace: bool = False) -> str 
     Returns what was done, or None. The caller holds the write lock. A model the exporter does not
     cover only costs a warning.
     """
-    from models import onnx_encoder
+    from models import onnx_digests, onnx_encoder
 
     if not isinstance(encoder, Embedder | onnx_encoder.OnnxEmbedder):
         return None  # a custom encoder has nothing to export
@@ -305,8 +305,8 @@ def make_query_export(store: IndexStore, encoder, replace: bool = False) -> str 
             return None
         done = f"exported the model to {folder}"
     recorded = store.recorded_export(encoder.fingerprint)
-    if recorded is None or done or set(recorded) != set(onnx_encoder.export_files(folder)):
-        store.record_export(encoder.fingerprint, onnx_encoder.file_digests(folder))
+    if recorded is None or done or set(recorded) != set(onnx_digests.export_files(folder)):
+        store.record_export(encoder.fingerprint, onnx_digests.file_digests(folder))
     return done
 
 

@@ -25,7 +25,7 @@ from indexer import lexical, vectors
 from indexer.build import make_query_export
 from indexer.lexical import LexicalWriter
 from indexer.store import IndexStore, Upsert, WriteLock, layout, migrate
-from models import onnx_encoder
+from models import onnx_digests, onnx_encoder
 from models.embedder import Embedder, model_fingerprint
 from models.errors import IndexCorrupt, IndexNotBuilt, IndexReadOnly, ModelLoadError
 from models.paper import content_hash, embed_text
@@ -243,7 +243,7 @@ def _check_lexical(store: IndexStore, report: CheckReport) -> None:
 def _check_onnx(store: IndexStore, report: CheckReport) -> None:
     """The ONNX export of the index's model matches the checksums recorded when it was made."""
     fingerprint = store.model.fingerprint
-    problem = onnx_encoder.export_problem(layout.onnx_export_dir(store.directory, fingerprint),
+    problem = onnx_digests.export_problem(layout.onnx_export_dir(store.directory, fingerprint),
                                           store.recorded_export(fingerprint))
     if problem:
         report.add("onnx", f"{problem}; searches load sentence-transformers instead meanwhile", True)
