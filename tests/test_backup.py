@@ -18,9 +18,7 @@ from indexer.check import check_index
 from indexer.store import IndexStore, layout
 from models.config import Settings
 from models.paper import Paper
-from search.engine import SearchEngine
-
-QUERY = "protein structure prediction"
+from tests.test_check import ranking
 
 
 def ids_in(directory: Path) -> set[str]:
@@ -29,14 +27,6 @@ def ids_in(directory: Path) -> set[str]:
         return {paper.paper_id for _, paper in store.iter_papers()}
     finally:
         store.close()
-
-
-def ranking(directory: Path, embedder) -> list[tuple[str, float]]:
-    engine = SearchEngine.open(Settings(index_dir=directory), encoder=embedder)
-    try:
-        return [(h.paper.paper_id, round(h.score, 5)) for h in engine.search(QUERY, limit=10)]
-    finally:
-        engine.close()
 
 
 def test_a_backup_is_a_clean_copy_that_searches_alike(capsys, fresh_index_dir, tmp_path, embedder):
