@@ -40,6 +40,7 @@ def meta(directory: Path, key: str) -> str | None:
 
 
 def test_the_fixture_is_small_and_format_1():
+    """Format 1 for good: when the format moves on, this fixture is what the new step must open."""
     size = sum(p.stat().st_size for p in FIXTURE.rglob("*") if p.is_file())
     assert size < 400_000, size
     assert json.loads(layout.manifest_file(FIXTURE).read_text())["format_version"] == 1
@@ -62,23 +63,27 @@ def _add_a_table(db: sqlite3.Connection, directory: Path) -> None:
     db.execute("CREATE TABLE IF NOT EXISTS format_two_probe (x INTEGER)")
 
 
+CURRENT = migrate.FORMAT_VERSION
+NEXT = CURRENT + 1
+
+
 @pytest.fixture
 def format_two(monkeypatch):
-    """A release whose format is 2, with a real step from 1 (what issue 18's vector storage would add)."""
-    monkeypatch.setattr(migrate, "FORMAT_VERSION", 2)
-    monkeypatch.setitem(migrate.MIGRATIONS, 1, migrate.Migration("add the probe table", _add_a_table))
+    """The next release's format, with a real step to it (what a vector storage change would add)."""
+    monkeypatch.setattr(migrate, "FORMAT_VERSION", NEXT)
+    monkeypatch.setitem(migrate.MIGRATIONS, CURRENT, migrate.Migration("add the probe table", _add_a_table))
 
 
 def test_an_older_format_is_upgraded_in_place_on_open(format_two, old_index, embedder):
     assert [p.part for p in check_index(old_index).problems] == ["format"]  # check reports, writes nothing
-    assert meta(old_index, "format_version") == "1"
+    assert meta(old_index, "format_version") == "1"  # as the previous release made it
     engine = SearchEngine.open(Settings(index_dir=old_index), encoder=embedder)
     try:
         assert engine.search(QUERY, limit=1)[0].paper.paper_id == "seed-01"
     finally:
         engine.close()
-    assert meta(old_index, "format_version") == "2"
-    assert json.loads(layout.manifest_file(old_index).read_text())["format_version"] == 2
+    assert meta(old_index, "format_version") == str(NEXT)
+    assert json.loads(layout.manifest_file(old_index).read_text())["format_version"] == NEXT
     with sqlite3.connect(layout.db_file(old_index)) as db:
         assert db.execute("SELECT count(*) FROM format_two_probe").fetchone() == (0,)
     db.close()
@@ -88,23 +93,23 @@ def test_an_older_format_is_upgraded_in_place_on_open(format_two, old_index, emb
 def test_repair_upgrades_and_a_new_index_runs_the_same_steps(format_two, old_index, tmp_path, embedder,
                                                             sample_index_dir):  # its export is linked, not traced
     report = repair_index(old_index)
-    assert report.ok and any("upgraded the index format from 1 to 2" in line for line in report.repaired)
+    assert report.ok and any(f"upgraded the index format from {CURRENT} to {NEXT}" in line for line in report.repaired)
     from indexer.build import add_papers
     from models.paper import Paper
 
     fresh = tmp_path / "new"
     add_papers(Settings(index_dir=fresh), [Paper(paper_id="p1", title="A paper")], embedder=embedder)
-    assert meta(fresh, "format_version") == "2"
+    assert meta(fresh, "format_version") == str(NEXT)
     with sqlite3.connect(layout.db_file(fresh)) as db:
         assert db.execute("SELECT count(*) FROM format_two_probe").fetchone() == (0,)
     db.close()
 
 
-def test_a_missing_step_is_refused_not_guessed(monkeypatch, old_index):
-    monkeypatch.setattr(migrate, "FORMAT_VERSION", 2)
-    with pytest.raises(IndexCorrupt, match="No upgrade from index format 1 to 2"):
+def test_a_missing_step_is_refused_before_any_step_runs(monkeypatch, old_index):
+    monkeypatch.setattr(migrate, "FORMAT_VERSION", NEXT)
+    with pytest.raises(IndexCorrupt, match=f"No upgrade from index format {CURRENT} to {NEXT}"):
         IndexStore.open(old_index)
-    assert meta(old_index, "format_version") == "1"
+    assert meta(old_index, "format_version") == "1"  # not even the steps that exist ran
 
 
 @pytest.mark.parametrize("where", ["sqlite", "manifest"])

@@ -96,8 +96,10 @@ def upgrade(db: sqlite3.Connection, directory: Path) -> list[str]:
     finished meanwhile is not run twice.
     """
     done: list[str] = []
-    if recorded_format(dict(db.execute("SELECT key, value FROM meta").fetchall())) >= FORMAT_VERSION:
+    found = recorded_format(dict(db.execute("SELECT key, value FROM meta").fetchall()))
+    if found >= FORMAT_VERSION:
         return done  # the usual case: no write at all
+    steps_from(found)  # the whole chain exists before the first step runs
     while True:
         db.execute("BEGIN IMMEDIATE")
         try:
