@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from api import cli_feed, cli_mcp, cli_shards
+from api import cli_backup, cli_feed, cli_mcp, cli_shards
 from api.cli_args import PORT, add_common, add_filters, add_output_format, filters_from, settings_from, whole_number
 from api.cli_errors import UsageError, run_command
 from api.cli_index import check_room_to_write, cmd_index
@@ -48,7 +48,7 @@ EXAMPLES = {
 # Subcommands that live in their own module (api/cli_*.py): each has NAME, HELP, EXAMPLE,
 # add_arguments(parser) and run(args) -> exit status, and imports only light modules at the top
 # (`--help` builds every parser).
-COMMAND_MODULES = (cli_shards, cli_feed, cli_mcp)
+COMMAND_MODULES = (cli_shards, cli_backup, cli_feed, cli_mcp)
 EXAMPLES.update({module.NAME: module.EXAMPLE for module in COMMAND_MODULES})
 
 
@@ -119,9 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("info", "Show what an index holds: papers, model, dimension, index type, size on disk.")
 
-    p = command("check", "Verify that records, embeddings, model, FAISS file and manifest agree.")
+    p = command("check", "Verify that records, embeddings, model, FAISS file, BM25 index, ONNX export and "
+                         "manifest agree.")
     p.add_argument("--repair", action="store_true",
-                   help="rebuild the derived parts (FAISS file, manifest) from the stored embeddings")
+                   help="rebuild the derived parts (FAISS file, BM25 index, ONNX export, manifest) from the records")
 
     p = command("rebuild", "Rebuild the FAISS file and manifest from the stored embeddings (no re-embedding).")
     p.add_argument("--index-type", choices=INDEX_TYPES, default=None,

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from models.errors import PaperSearchError
+from models.errors import IndexReadOnly, InvalidInput, PaperNotFound, PaperSearchError
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -131,7 +131,9 @@ def run_command(command: Callable[[], int], prog: str, where: Callable[[], Path 
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except PaperSearchError as exc:
-        note = "" if isinstance(exc, DiskFull) else environment_note(_safe(where))
+        # A full or read-only disk explains damage-like failures, not a wrong id or one said already.
+        plain = DiskFull | IndexReadOnly | PaperNotFound | InvalidInput
+        note = "" if isinstance(exc, plain) else environment_note(_safe(where))
         print(f"error: {exc}{note}", file=sys.stderr)
         return EXIT_FAILURE
     except OSError as exc:

@@ -60,7 +60,7 @@ def print_check(report, as_json: bool) -> int:
         fix = "repairable" if problem.repairable else "not repairable here"
         print(f"problem [{problem.part}] {problem.message} ({fix})")
     if report.ok:
-        print("OK: records, embeddings, model, vectors, lexical index and manifest agree.")
+        print("OK: records, embeddings, model, vectors, lexical index, ONNX export and manifest agree.")
         return 0
     fixable = sum(p.repairable for p in report.problems)
     hint = f" 'papersearch check --repair --index {report.directory}' can fix {fixable}." if fixable else ""

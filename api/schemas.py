@@ -311,6 +311,7 @@ WRITE_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
     401: {"model": ErrorResponse, "description": "Missing or wrong 'Authorization: Bearer <key>'"},
     403: {"model": ErrorResponse, "description": "Writes are disabled: the server has no API key "
-                                                 "(writes_disabled), or serves shards (read_only)"},
+                                                 "(writes_disabled), or serves shards or a read-only index "
+                                                 "(read_only)"},
     413: {"model": ErrorResponse, "description": "The request body is larger than the server accepts"},
 }

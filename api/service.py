@@ -16,11 +16,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from api.cli_errors import nearest_existing
+from api.errors import ApiError
 from indexer.build import IndexReport, IndexWriter
+from indexer.store import layout
 from models.config import Settings
 from models.embedder import Embedder
-from models.errors import IndexBusy, IndexCorrupt, PaperNotFound, PaperSearchError
+from models.errors import IndexBusy, IndexCorrupt, IndexReadOnly, PaperNotFound, PaperSearchError
 from models.paper import Paper
 from models.query import DEFAULT_MODE, MODES, RELATED_DEFAULT_MODE
 from search.engine import SearchEngine
@@ -87,8 +91,8 @@ class WriteOutcome:
 class IndexService:
     """Opens the index lazily, serves reads concurrently and applies writes atomically."""
 
-    # What the app asks every service (api/shard_service.py is the read-only one).
-    read_only = False
+    # What the app asks every service (api/shard_service.py is always read-only; this one is
+    # when its index cannot be written: see `read_only`).
     modes = MODES
     default_mode = DEFAULT_MODE
     related_default_mode = RELATED_DEFAULT_MODE
@@ -134,7 +138,22 @@ class IndexService:
 
     @property
     def writes_enabled(self) -> bool:
-        return bool(self.settings.api_key)
+        return bool(self.settings.api_key) and not self.read_only
+
+    @property
+    def read_only(self) -> bool:
+        """True when this process cannot write the index (a read-only mount, no permission).
+
+        Such an index is still served: reads open it read-only and never need the write lock.
+        Asked on every write, so remounting read-write takes effect without a restart.
+        """
+        return not layout.is_writable(nearest_existing(Path(self.settings.index_dir)))  # a first write creates it
+
+    def refuse_write(self) -> None:
+        """What every write route answers on a read-only index (the app asks `read_only` first)."""
+        raise ApiError(403, "read_only", f"The index in {self.settings.index_dir} is read-only for this server "
+                       "(a read-only mount, or no write permission): it answers searches but takes no writes. "
+                       "Write to a writable copy of it and serve that, or remount it read-write.")
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -200,6 +219,8 @@ class IndexService:
             embedder = self._engine.encoder if self._engine is not None else self._embedder
             with IndexWriter(self.settings, embedder=embedder, wait_for_lock=False) as writer:
                 yield writer
+        except IndexReadOnly:
+            self.refuse_write()  # made read-only since the route asked (a remount): the same answer
         finally:
             self._write_lock.release()
 

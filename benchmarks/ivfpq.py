@@ -168,7 +168,7 @@ def main() -> None:
     report["exact_numpy_300_queries_s"] = round(time.perf_counter() - started, 2)
     del matrix
 
-    store = IndexStore.open(directory)
+    store = IndexStore.open(directory, writable=True)
     store.set_index_type("ivfpq")
     started = time.perf_counter()
     index = store.build_vector_index()

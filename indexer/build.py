@@ -8,6 +8,7 @@ if the run dies first, the next open rebuilds it from the stored embeddings.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -131,17 +132,7 @@ class IndexWriter:
         embedded). A model the exporter cannot handle only costs a warning: searches then fall
         back to sentence-transformers.
         """
-        encoder = self.embedder
-        folder = onnx_export_dir(self.directory, encoder.fingerprint)
-        from models import onnx_encoder
-
-        if onnx_encoder.is_exported(folder) or not isinstance(encoder, Embedder):
-            return  # an ONNX backend made it already; a custom encoder has nothing to export
-        try:
-            onnx_encoder.export(encoder, folder)
-        except (PaperSearchError, RuntimeError, ImportError, ValueError) as exc:
-            log.warning("warning: no ONNX export for %s (%s); searches will load sentence-transformers.",
-                        encoder.name, exc)
+        make_query_export(self.store, self.embedder)
 
     def __enter__(self) -> IndexWriter:
         self._lock.__enter__()
@@ -284,6 +275,35 @@ class IndexWriter:
         self._lexical.apply(result)
         self._lexical.commit()
         return result
+
+
+def make_query_export(store: IndexStore, encoder, replace: bool = False) -> str | None:
+    """Export `encoder`'s model into the index (unless there is one, or `replace`) and record its checksums.
+
+    Returns what was done, or None. The caller holds the write lock. A model the exporter does not
+    cover only costs a warning.
+    """
+    from models import onnx_digests, onnx_encoder
+
+    if not isinstance(encoder, Embedder | onnx_encoder.OnnxEmbedder):
+        return None  # a custom encoder has nothing to export
+    folder = onnx_export_dir(store.directory, encoder.fingerprint)
+    done = None
+    if replace or not onnx_encoder.is_exported(folder):
+        if not isinstance(encoder, Embedder):
+            return None  # an ONNX encoder runs an export; only sentence-transformers can make one
+        shutil.rmtree(folder, ignore_errors=True)  # a damaged export is derived data
+        try:
+            onnx_encoder.export(encoder, folder)
+        except (PaperSearchError, RuntimeError, ImportError, ValueError) as exc:
+            log.warning("warning: no ONNX export for %s (%s); searches will load sentence-transformers.",
+                        encoder.name, exc)
+            return None
+        done = f"exported the model to {folder}"
+    recorded = store.recorded_export(encoder.fingerprint)
+    if recorded is None or done or set(recorded) != set(onnx_digests.export_files(folder)):
+        store.record_export(encoder.fingerprint, onnx_digests.file_digests(folder))
+    return done
 
 
 # --- whole files ------------------------------------------------------------------------------------

@@ -1,12 +1,16 @@
 """Check that the parts of an index agree, and repair what can be repaired.
 
-The parts are papers.sqlite (the records and their embeddings: the source of truth), the model
-it records (name, fingerprint, dimension), the FAISS file of the current generation and
-manifest.json. The FAISS file and the manifest are derived: `repair_index` rebuilds them from the
-stored embeddings without the model. Rows whose embedding is unusable, or whose text no longer
-matches its content hash, are re-embedded from the stored text with the index's own model. A
-damaged papers.sqlite or a different installed model cannot be repaired here; the message says
-what to do instead.
+The parts are papers.sqlite (the records and their embeddings: the source of truth) and its
+format version, the model it records (name, fingerprint, dimension), the FAISS file of the
+current generation, the BM25 index (its documents are exactly the stored rows), the ONNX export
+(its files match the checksums recorded when it was made) and manifest.json. The derived parts
+are rebuilt by `repair_index` from the stored records and embeddings (the ONNX export from the
+installed model). Rows whose embedding is unusable, or whose text no longer matches its content
+hash, are re-embedded from the stored text with the index's own model. A damaged papers.sqlite or
+a different installed model cannot be repaired here; the message says what to do instead.
+
+`check_index` only reads, so it also runs on a read-only index (without the write lock, which
+cannot be taken there); `repair_index` needs a writable one.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from indexer import lexical, vectors
+from indexer.build import make_query_export
 from indexer.lexical import LexicalWriter
-from indexer.store import IndexStore, Upsert, WriteLock, layout
+from indexer.store import IndexStore, Upsert, WriteLock, layout, migrate
+from models import onnx_digests, onnx_encoder
 from models.embedder import Embedder, model_fingerprint
-from models.errors import IndexCorrupt, IndexNotBuilt, ModelLoadError
+from models.errors import IndexCorrupt, IndexNotBuilt, IndexReadOnly, ModelLoadError
 from models.paper import content_hash, embed_text
 
 # A stored vector this far from unit length was not written by the embedder.
@@ -33,7 +39,7 @@ _EXAMPLES = 5
 class Problem:
     """One disagreement: which part, what exactly, and whether `repair_index` can fix it."""
 
-    part: str  # "sqlite", "model", "embeddings", "vectors", "manifest" or "files"
+    part: str  # "sqlite", "format", "model", "embeddings", "vectors", "lexical", "onnx", "manifest" or "files"
     message: str
     repairable: bool
 
@@ -92,8 +98,8 @@ def _check(directory: Path) -> CheckReport:
                    f"into {directory}, or restore {layout.DB_FILE} from a backup.", False)
         return report
     try:
-        store = IndexStore.open(directory)
-    except (IndexCorrupt, IndexNotBuilt) as exc:
+        store = IndexStore.open(directory, upgrade=False)
+    except (IndexCorrupt, IndexNotBuilt, IndexReadOnly) as exc:
         report.add("sqlite", str(exc), False)
         return report
     try:
@@ -104,11 +110,17 @@ def _check(directory: Path) -> CheckReport:
                        "directory, or restore it from a backup.", False)
             return report
         report.papers, report.generation, report.model = store.count(), store.generation, store.model.name
+        if store.format_version < migrate.FORMAT_VERSION:
+            report.add("format", f"the index is in format {store.format_version}; this PaperSearch uses "
+                       f"{migrate.FORMAT_VERSION} and upgrades it in place (repair, or any search where it is "
+                       "writable)", True)
+            return report  # what the other checks compare is only defined for the current format
         model_ok = _check_model(store, report)
         _check_rows(store, report, verify_hashes=model_ok)
         _check_vectors(store, report)
         _check_manifest(store, report)
         _check_lexical(store, report)
+        _check_onnx(store, report)
         leftovers = [p.name for p in store.leftover_files()]
         if leftovers:
             report.add("files", f"leftover files from an interrupted write: {', '.join(leftovers)}", True)
@@ -196,15 +208,45 @@ def _check_vectors(store: IndexStore, report: CheckReport) -> None:
 
 
 def _check_lexical(store: IndexStore, report: CheckReport) -> None:
-    """The BM25 index must reflect the store's generation (searches otherwise rebuild it in memory)."""
+    """The BM25 index reflects the store's generation and holds exactly the stored rows.
+
+    Ids suffice for the contents: a paper whose text changes gets a new rowid, so a rowid's text
+    never changes. (Searches otherwise use an in-memory copy built from the records.)
+    """
+    folder = layout.lexical_path(store.directory)
     state = lexical.recorded_state(store.directory)
     if state is None:
-        report.add("lexical", f"the lexical index in {layout.lexical_path(store.directory)} is missing or "
-                              "has no state file", True)
-    elif not lexical.is_current(store.directory, store):
+        report.add("lexical", f"the lexical index in {folder} is missing or has no state file", True)
+        return
+    if not lexical.is_current(store.directory, store):
         report.add("lexical", f"the lexical index reflects generation {state.get('generation')} with "
                               f"{state.get('papers')} papers, the records generation {store.generation} with "
                               f"{store.count()}", True)
+        return
+    try:
+        documents, indexed = lexical.disk_contents(store.directory)
+    except (OSError, ValueError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        report.add("lexical", f"the lexical index in {folder} cannot be opened ({reason})", True)
+        return
+    stored = store.all_rowids()
+    missing, extra = np.setdiff1d(stored, indexed), np.setdiff1d(indexed, stored)
+    twice = documents - len(indexed)
+    if len(missing) or len(extra) or twice:
+        shown = [p.paper_id for p in store.papers_by_rowid(missing[:_EXAMPLES]).values()]
+        report.add("lexical", f"the lexical index holds {documents} documents for {len(stored)} stored papers "
+                   f"({len(missing)} papers missing from it{': ' + ', '.join(map(repr, shown)) if shown else ''}"
+                   f"{' ...' if len(missing) > _EXAMPLES else ''}; {len(extra)} documents without a paper; "
+                   f"{twice} indexed twice)", True)
+
+
+def _check_onnx(store: IndexStore, report: CheckReport) -> None:
+    """The ONNX export of the index's model matches the checksums recorded when it was made."""
+    fingerprint = store.model.fingerprint
+    problem = onnx_digests.export_problem(layout.onnx_export_dir(store.directory, fingerprint),
+                                          store.recorded_export(fingerprint))
+    if problem:
+        report.add("onnx", f"{problem}; searches load sentence-transformers instead meanwhile", True)
 
 
 def _check_manifest(store: IndexStore, report: CheckReport) -> None:
@@ -243,16 +285,18 @@ def repair_index(directory: str | Path, force: bool = False, index_type: str | N
             return before  # nothing derived can be trusted to a damaged source of truth
         if before.ok and not force and index_type is None:
             return before
-        done = _repair(directory, before, index_type, embedder)
+        done = _repair(directory, before, index_type, embedder, force)
         after = _check(directory)
     after.repaired = done
     return after
 
 
-def _repair(directory: Path, before: CheckReport, index_type: str | None, embedder: Embedder | None) -> list[str]:
+def _repair(directory: Path, before: CheckReport, index_type: str | None, embedder: Embedder | None,
+            force: bool = False) -> list[str]:
     done: list[str] = []
-    store = IndexStore.open(directory)
+    store = IndexStore.open(directory, writable=True, upgrade=False)
     try:
+        done.extend(store.upgrade())
         if before.stale_rows and not any(p.part == "model" for p in before.problems):
             done.append(_reembed(store, before.stale_rows, embedder))
         if index_type is not None and index_type != store.index_type:
@@ -270,9 +314,19 @@ def _repair(directory: Path, before: CheckReport, index_type: str | None, embedd
             done.append(f"removed {', '.join(p.name for p in removed)}")
         store.write_manifest()
         done.append(f"rewrote {layout.MANIFEST_FILE}")
-        if any(p.part == "lexical" for p in before.problems) or before.stale_rows:
-            LexicalWriter(directory, store).open().close()  # open() rebuilds it from the records when stale
+        parts = {p.part for p in before.problems} | ({"lexical", "onnx"} if force else set())
+        if parts & {"lexical", "format"} or before.stale_rows:
+            writer = LexicalWriter(directory, store)
+            writer.rebuild()  # even when its state file claims it is current: its ids were wrong
+            writer.close()
             done.append(f"rebuilt the lexical index from {store.count()} stored records")
+        if "onnx" in parts and "model" not in parts:
+            # A damaged export is replaced; a missing one made (by `rebuild`); a sound one kept.
+            damaged = any(p.part == "onnx" for p in before.problems)
+            folder = layout.onnx_export_dir(directory, store.model.fingerprint)
+            if damaged or not onnx_encoder.is_exported(folder):
+                made = make_query_export(store, embedder or Embedder(store.model.name), replace=True)
+                done.extend([made] if made else [])
     finally:
         store.close()
     return done
@@ -302,7 +356,8 @@ def _no_index(directory: Path) -> str:
 
 
 class _locked:
-    """The write lock when the directory allows creating it; a read-only copy is checked as is."""
+    """The write lock when the directory allows taking it; a read-only index is checked as is
+    (nothing can be writing it from here)."""
 
     def __init__(self, directory: Path):
         self._lock = WriteLock(directory, wait=False)
@@ -312,7 +367,7 @@ class _locked:
         try:
             self._lock.__enter__()
             self._held = True
-        except PermissionError:
+        except IndexReadOnly:
             self._held = False
 
     def __exit__(self, *exc) -> None:

@@ -18,10 +18,13 @@ the stored records; no model is needed.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import tantivy
 
 from indexer.store import IndexStore, WriteResult, atomic_write_bytes, lexical_path, lexical_state_file
@@ -102,6 +105,68 @@ def open_index(path: Path | None, create: bool = True) -> tantivy.Index:
         index = tantivy.Index.open(str(path))
     index.register_tokenizer(ANALYZER_NAME, _analyzer())
     return index
+
+
+class ReadOnlyCopy:
+    """A private copy of a lexical index that cannot be opened where it lies; removed on `close`."""
+
+    def __init__(self, source: Path):
+        self._folder = tempfile.TemporaryDirectory(prefix="papersearch-lexical-")
+        # Contents only: copied modes would keep the copy read-only, and tantivy must lock it.
+        shutil.copytree(source, self._folder.name, dirs_exist_ok=True, copy_function=shutil.copyfile)
+        self.path = Path(self._folder.name)
+
+    def close(self) -> None:
+        self._folder.cleanup()
+
+
+def open_for_reading(path: Path) -> tuple[tantivy.Index, ReadOnlyCopy | None]:
+    """The on-disk index at `path` for searching, and the copy it was opened from, if any.
+
+    tantivy takes a lock file even to read, which a read-only directory (mount or permissions)
+    cannot give; there the files are copied to a private temp folder and opened from it. Nothing
+    can change them meanwhile, since nothing can write there. Raises OSError or ValueError when
+    the index cannot be opened either way.
+    """
+    try:
+        return open_index(path, create=False), None
+    except (OSError, ValueError):
+        if os.access(path, os.W_OK) or not path.is_dir():
+            raise  # damaged or missing, not merely read-only
+    copy = ReadOnlyCopy(path)
+    try:
+        return open_index(copy.path, create=False), copy
+    except BaseException:
+        copy.close()
+        raise
+
+
+def disk_contents(directory: Path, page: int = 100_000) -> tuple[int, np.ndarray]:
+    """(documents, their distinct rowids ascending) in the on-disk lexical index, for `check`.
+
+    Pages through the rowid fast field in order (rowid > the last one seen), so memory stays
+    bounded. Raises OSError or ValueError when the index cannot be opened.
+    """
+    index, copy = open_for_reading(lexical_path(directory))
+    try:
+        searcher = index.searcher()
+        parts: list[np.ndarray] = []
+        last = None
+        while True:
+            query = tantivy.Query.all_query() if last is None else tantivy.Query.range_query(
+                index.schema, ROWID_FIELD, tantivy.FieldType.Integer, last, None, include_lower=False)
+            hits = searcher.search(query, limit=page, count=False, order_by_field=ROWID_FIELD,
+                                   order=tantivy.Order.Asc).hits
+            if not hits:
+                break
+            parts.append(np.unique(np.fromiter((key for key, _ in hits), dtype=np.int64, count=len(hits))))
+            last = int(parts[-1][-1])
+            if len(hits) < page:
+                break
+        return searcher.num_docs, np.concatenate(parts) if parts else np.zeros(0, np.int64)
+    finally:
+        if copy is not None:
+            copy.close()
 
 
 # --- state sidecar ----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@
     ├── IndexNotBuilt           no index in the directory yet
     ├── IndexCorrupt            an index file is missing, truncated or inconsistent
     ├── IndexBusy               another process is writing to the index
+    ├── IndexReadOnly           the index cannot be written here (read-only mount, no permission)
     ├── IndexModelMismatch      the index was built with another model
     └── ModelLoadError          the model cannot be found or loaded
 
@@ -65,6 +66,10 @@ class IndexCorrupt(PaperSearchError):
 
 class IndexBusy(PaperSearchError):
     """Another process holds the index's write lock."""
+
+
+class IndexReadOnly(PaperSearchError):
+    """A write (or an upgrade, or a repair) asked of an index this process cannot write."""
 
 
 class IndexModelMismatch(PaperSearchError):

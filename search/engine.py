@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer import vectors
-from indexer.store import IndexStore, onnx_export_dir
+from indexer.store import IndexStore, layout, onnx_export_dir
 from models.config import Settings
 from models.embedder import Embedder, model_fingerprint
 from models.errors import IndexNotBuilt, InvalidInput, InvalidQuery, ModelLoadError, PaperNotFound
@@ -66,8 +66,11 @@ def open_query_encoder(settings: Settings, store: IndexStore):
             reason = str(exc)
     else:
         reason = f"the index has no {variant} export in {folder}"
-    log.warning("note: %s; queries use sentence-transformers, which starts slower. "
-                "Re-run 'papersearch index' on this index to create the export.", reason)
+    # Never exported here: a search writes nothing, and a read-only index could not take it.
+    where = "" if layout.is_writable(store.directory) else " on a writable copy (this one is read-only here)"
+    log.warning("note: %s; queries use sentence-transformers, which starts slower. Run 'papersearch rebuild "
+                "--index %s' (or any 'papersearch index' run on it)%s to make the export.", reason, store.directory,
+                where)
     return Embedder(settings.model or recorded.name, threads=threads)
 
 
@@ -101,6 +104,7 @@ class SearchEngine:
             raise
 
     def close(self) -> None:
+        self._lexical.close()
         self.store.close()
 
     # --- freshness ------------------------------------------------------------------------------

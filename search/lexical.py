@@ -17,7 +17,7 @@ import numpy as np
 import tantivy
 
 from indexer import lexical
-from indexer.store import IndexStore, lexical_path
+from indexer.store import IndexStore, layout, lexical_path
 
 _EMPTY = (np.zeros(0, np.int64), np.zeros(0, np.float32))
 # With a filter, fetch more than wanted (scaled by how selective the filter is) and grow by this
@@ -52,6 +52,7 @@ class LexicalSearcher:
         self.store = store
         self._lock = threading.Lock()
         self._warned: str | None = None  # the problem last reported, so a server logs it once
+        self._copy: lexical.ReadOnlyCopy | None = None  # what the index was opened from, on a read-only index
         self._index, self._generation = self._load()
         self._schema = self._index.schema
 
@@ -68,16 +69,30 @@ class LexicalSearcher:
         problem = _stale_reason(state, self.store.generation)
         if problem is None:
             try:
-                return lexical.open_index(lexical_path(directory), create=False), state.get("generation")
+                index, copy = lexical.open_for_reading(lexical_path(directory))
+                self._replace_copy(copy)
+                return index, state.get("generation")
             except (OSError, ValueError) as exc:
                 problem = f"unreadable ({str(exc)[:80]})"
         if self._warned != problem:
             self._warned = problem
+            where = ("where the index is writable" if self.store.writable or layout.is_writable(directory)
+                     else "on a writable copy (this one is read-only here)")
             log.warning("note: the lexical (BM25) index in %s is %s; searching an in-memory copy built from "
-                        "the records, nothing is written. Run 'papersearch check --repair --index %s' to "
-                        "rebuild it on disk.", directory, problem, directory)
+                        "the records, nothing is written. Run 'papersearch check --repair --index %s' %s to "
+                        "rebuild it on disk.", directory, problem, directory, where)
         generation = self.store.generation
+        self._replace_copy(None)
         return lexical.build_in_memory(self.store), generation
+
+    def _replace_copy(self, copy: lexical.ReadOnlyCopy | None) -> None:
+        previous, self._copy = self._copy, copy
+        if previous is not None:
+            previous.close()
+
+    def close(self) -> None:
+        """Remove the private copy of a read-only index, if one was made."""
+        self._replace_copy(None)
 
     def refresh(self) -> None:
         """Pick up the writer's latest commit (called when the store generation changed)."""

@@ -283,3 +283,72 @@ def test_check_refuses_to_judge_an_index_being_written(capsys, fresh_index_dir):
 def test_check_of_a_directory_without_an_index(capsys, tmp_path):
     code, out = cli(capsys, "check", "--index", str(tmp_path / "nothing"))
     assert code == 1 and "No index in" in out
+
+
+# --- the BM25 index and the ONNX export ------------------------------------------------------------
+
+
+def _drop_lexical_documents(directory: Path, rowids: list[int]) -> None:
+    """Delete documents from tantivy behind PaperSearch's back, leaving a state file that claims it is current."""
+    from indexer import lexical
+
+    state = layout.lexical_state_file(directory).read_bytes()
+    index = lexical.open_index(layout.lexical_path(directory))
+    writer = index.writer(heap_size=15_000_000, num_threads=1)
+    for rowid in rowids:
+        writer.delete_documents_by_term(lexical.ROWID_FIELD, rowid)
+    writer.commit()
+    writer.wait_merging_threads()
+    layout.lexical_state_file(directory).write_bytes(state)
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda d: __import__("shutil").rmtree(layout.lexical_path(d)), "is missing or has no state file"),
+    (lambda d: _drop_lexical_documents(d, [1, 2]), "holds 22 documents for 24 stored papers (2 papers missing"),
+])
+def test_a_damaged_bm25_index_is_named_and_rebuilt(capsys, fresh_index_dir, damage, words):
+    damage(fresh_index_dir)
+    code, out = cli(capsys, "check", "--index", str(fresh_index_dir))
+    assert code == 1 and "[lexical]" in out and words in out and "(repairable)" in out, out
+    code, out = cli(capsys, "check", "--repair", "--index", str(fresh_index_dir))
+    assert code == 0, out
+    assert "rebuilt the lexical index from 24 stored records" in out
+    from indexer import lexical
+
+    documents, rowids = lexical.disk_contents(fresh_index_dir)
+    assert documents == 24 and rowids.tolist() == list(range(1, 25))
+
+
+def _onnx_model(directory: Path) -> Path:
+    (folder,) = (directory / layout.ONNX_DIR).iterdir()
+    return folder / "model.onnx"
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_an_onnx_export_cut_in_half_is_named_and_re_exported(capsys, fresh_index_dir, recorded):
+    if not recorded:  # an export made before its checksums were recorded: found by loading it
+        sql(fresh_index_dir, "DELETE FROM meta WHERE key='onnx_export'")
+    else:
+        assert IndexStore.open(fresh_index_dir).recorded_export(
+            IndexStore.open(fresh_index_dir).model.fingerprint), "the writer records the export's checksums"
+    _truncate(_onnx_model(fresh_index_dir))
+    code, out = cli(capsys, "check", "--index", str(fresh_index_dir))
+    assert code == 1 and "[onnx]" in out and "(repairable)" in out, out
+    assert ("model.onnx" in out and "checksum differs" in out) if recorded else "cannot be loaded" in out
+    code, out = cli(capsys, "check", "--repair", "--index", str(fresh_index_dir))
+    assert code == 0, out
+    assert "exported the model to" in out
+    assert check_index(fresh_index_dir).ok
+    from models.onnx_encoder import OnnxEmbedder
+
+    vector = OnnxEmbedder(_onnx_model(fresh_index_dir).parent).encode([QUERY], "query")[0]
+    assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4  # a working export again
+
+
+def test_a_missing_onnx_export_is_not_a_fault_and_rebuild_makes_it(capsys, fresh_index_dir):
+    __import__("shutil").rmtree(fresh_index_dir / layout.ONNX_DIR)  # as a copy made without it
+    code, out = cli(capsys, "check", "--index", str(fresh_index_dir))
+    assert code == 0, out
+    code, out = cli(capsys, "rebuild", "--index", str(fresh_index_dir))
+    assert code == 0 and "exported the model to" in out, out
+    assert _onnx_model(fresh_index_dir).is_file() and check_index(fresh_index_dir).ok

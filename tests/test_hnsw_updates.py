@@ -129,7 +129,7 @@ def test_an_hnsw_file_searches_at_the_current_depth(fresh_index_dir, embedder):
     import faiss
 
     _to_hnsw(fresh_index_dir, embedder)
-    store = IndexStore.open(fresh_index_dir)
+    store = IndexStore.open(fresh_index_dir, writable=True)
     try:
         index, _ = store.load_vector_index()
         faiss.downcast_index(index.faiss.index).hnsw.efSearch = 16  # as saved under older defaults

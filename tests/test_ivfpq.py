@@ -265,7 +265,7 @@ def test_an_ivfpq_file_searches_at_the_current_defaults(synthetic_ivfpq, tmp_pat
     index = vectors.read_index(layout.vector_files(directory)[0])
     expected = index.faiss.nprobe
     index.faiss.nprobe = 1  # as written under older defaults (FAISS keeps nprobe in the file)
-    store = IndexStore.open(directory)
+    store = IndexStore.open(directory, writable=True)
     try:
         store.save_vector_index(index, store.generation)
         loaded, _ = store.load_vector_index()

@@ -7,13 +7,14 @@
     rows.py          rows back into Paper, and the one paging helper
     filter_sql.py    Filters as an SQL WHERE clause
     vector_file.py   the FAISS file of a generation: verified load, save with its digest
-    lock.py          WriteLock, one writing process per directory
+    lock.py          WriteLock, one writing process per directory; the read-only refusal
+    migrate.py       index format versions: refuse newer, upgrade older in place (the table of steps)
 """
 
 from indexer.store.index_store import IndexStore
 from indexer.store.layout import atomic_write_bytes, lexical_path, lexical_state_file, onnx_export_dir
 from indexer.store.lock import WriteLock
-from indexer.store.schema import FORMAT_VERSION
+from indexer.store.migrate import FORMAT_VERSION
 from indexer.store.writes import Upsert, WriteResult
 
 __all__ = [

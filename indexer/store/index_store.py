@@ -13,6 +13,7 @@ Every read goes through `_fetch`, which maps a damaged database to IndexCorrupt.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -22,24 +23,45 @@ from pathlib import Path
 import numpy as np
 
 from indexer import vectors
-from indexer.store import identifiers, layout, schema, vector_file
+from indexer.store import identifiers, layout, migrate, schema, vector_file
 from indexer.store.filter_sql import filter_where
+from indexer.store.lock import WriteLock, read_only_error
 from indexer.store.rows import PAPER_COLUMN_COUNT, PAPER_COLUMNS, pages, paper_from_row, rows_in
 from indexer.store.writes import RecordWrites
 from indexer.vectors.base import VectorIndex
 from models.embedder import ModelInfo
-from models.errors import AmbiguousId, IndexCorrupt, IndexModelMismatch, IndexNotBuilt, InvalidInput
+from models.errors import AmbiguousId, IndexCorrupt, IndexModelMismatch, IndexNotBuilt, IndexReadOnly, InvalidInput
 from models.identifiers import lookup_keys, paper_keys
 from models.paper import Paper
 from models.query import Filters
+
+log = logging.getLogger("papersearch")
+
+
+def _upgrade_locked(directory: Path) -> None:
+    """Upgrade an older index for a reader: under the write lock (waiting for a running writer)."""
+    if not layout.is_writable(directory):
+        raise IndexReadOnly(f"The index in {directory} is in an older format, which this PaperSearch upgrades "
+                            "in place, but it is read-only here. Upgrade it once where it is writable ('papersearch "
+                            "check --repair --index DIR'), or copy it with 'papersearch backup'.")
+    with WriteLock(directory):
+        store = IndexStore(directory, schema.connect(layout.db_file(directory)))
+        try:
+            store.upgrade()
+        finally:
+            store.close()
 
 
 class IndexStore(RecordWrites):
     """One index directory, open for reading (and for writing when created with `create`)."""
 
-    def __init__(self, directory: Path, connection: sqlite3.Connection):
+    def __init__(self, directory: Path, connection: sqlite3.Connection, writable: bool = True):
         self.directory = directory
         self._db = connection
+        # False: opened for reading (a search, `info`, `check`); SQLite would refuse a write anyway,
+        # the flag turns that into one clear line.
+        self.writable = writable
+        self.format_version = migrate.FORMAT_VERSION  # as found on open (older only when not upgraded)
         # One connection may be shared by threads (the API's threadpool); SQLite cannot nest
         # transactions on one connection, so transactions take turns.
         self._transaction_lock = threading.Lock()
@@ -51,22 +73,41 @@ class IndexStore(RecordWrites):
     # --- opening ------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: str | Path) -> IndexStore:
-        """Open an existing index; IndexNotBuilt when there is none, IndexCorrupt when unreadable."""
+    def open(cls, directory: str | Path, writable: bool = False, upgrade: bool = True) -> IndexStore:
+        """Open an existing index; IndexNotBuilt when there is none, IndexCorrupt when unreadable.
+
+        Readers open it read-only (no write, no lock; a read-only mount is fine). `writable` is for
+        a caller holding the write lock (`check --repair`). An index of an older format is upgraded
+        in place first (`migrate`), unless `upgrade` is False (`check` reports it instead).
+        """
         directory = Path(directory)
         db_path = layout.db_file(directory)
         if not db_path.is_file():
             raise IndexNotBuilt(
                 f"No index in {directory} - run 'papersearch index papers.jsonl --index {directory}' first."
             )
-        store = cls(directory, schema.connect(db_path))
-        schema.check_readable(store._db, directory)
-        store._ensure_identifiers()
-        return store
+        store = cls(directory, schema.connect(db_path, read_only=not writable), writable)
+        try:
+            found = store.format_version = schema.check_readable(store._db, directory)
+            if found == migrate.FORMAT_VERSION or not upgrade:
+                store._ensure_identifiers()
+                return store
+            if writable:
+                store.upgrade()
+                store._ensure_identifiers()
+                return store
+        except BaseException:
+            store.close()
+            raise
+        store.close()
+        _upgrade_locked(directory)
+        return cls.open(directory, upgrade=False)
 
     @classmethod
     def create(cls, directory: str | Path, model: ModelInfo) -> IndexStore:
-        """Open the index in `directory`, creating it for `model` if it does not exist yet."""
+        """Open the index in `directory`, creating it for `model` if it does not exist yet.
+
+        Only a process holding the write lock may call this."""
         directory = Path(directory)
         if directory.exists() and not directory.is_dir():
             raise InvalidInput(f"{directory} exists and is not a directory")
@@ -76,7 +117,7 @@ class IndexStore(RecordWrites):
         with store._db:
             if store._meta_get("model_name") is None:
                 store._meta_set_many({
-                    "format_version": str(schema.FORMAT_VERSION),
+                    "format_version": str(migrate.FIRST_FORMAT),  # the steps below bring it up to date
                     "model_name": model.name,
                     "model_fingerprint": model.fingerprint,
                     "dimension": str(model.dimension),
@@ -84,15 +125,40 @@ class IndexStore(RecordWrites):
                     "generation": "0",
                     "created_at": str(int(time.time())),
                 })
-        store.check_model(model)
-        store._ensure_identifiers()
-        store.write_manifest()
+        try:
+            migrate.refuse_newer(dict(store._fetch("SELECT key, value FROM meta")), directory)
+            store.upgrade()
+            store.check_model(model)
+            store._ensure_identifiers()
+            store.write_manifest()
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def _ensure_identifiers(self) -> None:
-        # Additive and idempotent: an index from before the table gets it, filled, on first open.
+        # Additive and idempotent: an index from before the table gets it, filled, when first opened
+        # for writing; a reader that may not write looks ids up by scanning until then.
         with self._transaction_lock, schema.damage_as_corrupt(self.directory):
-            self._identifiers_indexed = identifiers.ensure(self._db, self._fetch)
+            self._identifiers_indexed = (identifiers.ensure(self._db, self._fetch) if self.writable
+                                         else identifiers.is_current(self._fetch))
+
+    def upgrade(self) -> list[str]:
+        """Bring an older format up to date in place (the caller holds the write lock); what was done."""
+        self.require_writable()
+        done = migrate.upgrade(self._db, self.directory)
+        for line in done:
+            log.warning("%s: %s", self.directory, line)
+        self.format_version = migrate.FORMAT_VERSION
+        if done:
+            self.write_manifest()
+        return done
+
+    def require_writable(self) -> None:
+        """IndexReadOnly unless this store was opened for writing (see `open`)."""
+        if not self.writable:
+            raise read_only_error(self.directory, "was opened for reading only"
+                                  if layout.is_writable(self.directory) else "is read-only here")
 
     def close(self) -> None:
         self._db.close()
@@ -131,6 +197,7 @@ class IndexStore(RecordWrites):
         return self._meta_get("index_type") or vectors.AUTO
 
     def set_index_type(self, index_type: str) -> None:
+        self.require_writable()
         vectors.resolve_index_type(index_type, 0)  # validates the name
         with self._transaction_lock, self._db:
             self._meta_set_many({"index_type": index_type})
@@ -151,6 +218,23 @@ class IndexStore(RecordWrites):
                 f"Use --model {mine.name!r}, or index into a new --index directory."
             )
 
+    def recorded_export(self, fingerprint: str) -> dict[str, str] | None:
+        """file name -> SHA-256 of the ONNX export of model `fingerprint`, as noted when it was made."""
+        try:
+            record = json.loads(self._meta_get("onnx_export") or "null")
+        except ValueError:
+            return None
+        if not isinstance(record, dict) or record.get("fingerprint") != fingerprint:
+            return None
+        return record.get("files") or None
+
+    def record_export(self, fingerprint: str, digests: dict[str, str]) -> None:
+        """Note the checksums of the ONNX export just made (`check` compares them later)."""
+        self.require_writable()
+        with self._transaction_lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._meta_set_many({"onnx_export": json.dumps({"fingerprint": fingerprint, "files": digests})})
+
     def count(self) -> int:
         return self._fetch("SELECT count(*) FROM papers")[0][0]
 
@@ -158,7 +242,7 @@ class IndexStore(RecordWrites):
         """The manifest as written to the manifest file."""
         model = self.model
         return {
-            "format_version": schema.FORMAT_VERSION,
+            "format_version": migrate.FORMAT_VERSION,
             "model": {"name": model.name, "fingerprint": model.fingerprint},
             "dimension": model.dimension,
             "index_type": self.index_type,
@@ -168,6 +252,7 @@ class IndexStore(RecordWrites):
         }
 
     def write_manifest(self) -> None:
+        self.require_writable()
         data = json.dumps(self.manifest(), indent=2).encode() + b"\n"
         layout.atomic_write_bytes(layout.manifest_file(self.directory), data)
 
@@ -316,6 +401,19 @@ class IndexStore(RecordWrites):
             for row in rows:
                 yield row[0], paper_from_row(row), row[PAPER_COLUMN_COUNT], bytes(row[PAPER_COLUMN_COUNT + 1] or b"")
 
+    def copy_database_to(self, path: Path) -> None:
+        """SQLite's online backup of the database into a new file at `path`, in one step.
+
+        One step copies one committed state: a write committed meanwhile is either wholly in the
+        copy or not at all, and in WAL mode the copy never blocks writers (nor they it).
+        """
+        target = sqlite3.connect(path)
+        try:
+            with self._transaction_lock, schema.damage_as_corrupt(self.directory):
+                self._db.backup(target)  # pages=-1: every page in one step
+        finally:
+            target.close()
+
     def integrity_problems(self) -> list[str]:
         """SQLite's own page and index check (PRAGMA quick_check); empty when the file is sound."""
         try:
@@ -400,6 +498,7 @@ class IndexStore(RecordWrites):
 
         Only a process holding the write lock may call this.
         """
+        self.require_writable()
         record = vector_file.write(self.directory, index, generation)
         with self._transaction_lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
@@ -413,6 +512,7 @@ class IndexStore(RecordWrites):
 
     def remove_temp_files(self) -> None:
         """Delete temp files of writes that died mid-way. Only call while holding the write lock."""
+        self.require_writable()
         for path in self.leftover_files():
             if layout.is_temp_file(path):
                 path.unlink(missing_ok=True)

@@ -82,6 +82,14 @@ def onnx_export_dir(directory: str | Path, fingerprint: str) -> Path:
     return Path(directory) / ONNX_DIR / fingerprint
 
 
+def is_writable(directory: str | Path) -> bool:
+    """Whether this process may change the index in `directory`: create files in it (the lock, a
+    new FAISS file) and write its database. False on a read-only mount even for root (EROFS)."""
+    directory = Path(directory)
+    database = db_file(directory)
+    return os.access(directory, os.W_OK) and (not database.exists() or os.access(database, os.W_OK))
+
+
 def temp_file_for(path: Path) -> tuple[int, str]:
     """A new temp file (descriptor, path) beside `path`, named so `is_temp_file` knows it."""
     return tempfile.mkstemp(dir=path.parent, prefix=f"{_TEMP_PREFIX}{path.name}.", suffix=_TEMP_SUFFIX)

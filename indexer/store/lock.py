@@ -1,12 +1,23 @@
-"""WriteLock: one writing process per index directory."""
+"""WriteLock: one writing process per index directory. Readers never take it."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 from pathlib import Path
 
 from indexer.store import layout
-from models.errors import IndexBusy
+from models.errors import IndexBusy, IndexReadOnly
+
+# What opening the lock file meets on an index this process cannot write.
+_READ_ONLY_ERRNOS = {errno.EROFS: "is on a read-only file system", errno.EACCES: "is not writable by this user",
+                     errno.EPERM: "is not writable by this user"}
+
+
+def read_only_error(directory: Path, why: str) -> IndexReadOnly:
+    """The one line for a write refused because `directory` cannot be written."""
+    return IndexReadOnly(f"The index in {directory} {why}: it can be searched, but not changed. Write to a "
+                         "writable copy ('papersearch backup'), or remount or fix its permissions.")
 
 
 class WriteLock:
@@ -19,7 +30,12 @@ class WriteLock:
 
     def __enter__(self) -> WriteLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = self.path.open("a")
+        try:
+            self._handle = self.path.open("a")
+        except OSError as exc:
+            if exc.errno not in _READ_ONLY_ERRNOS:
+                raise
+            raise read_only_error(self.path.parent, _READ_ONLY_ERRNOS[exc.errno]) from exc
         flags = fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB)
         try:
             fcntl.flock(self._handle, flags)

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
 from indexer.store import layout
-from models.errors import IndexCorrupt, IndexNotBuilt
+from indexer.store.migrate import refuse_newer
+from models.errors import IndexCorrupt, IndexNotBuilt, IndexReadOnly
 
-FORMAT_VERSION = 1
-
-# Schema steps, applied in order; PRAGMA user_version records how many have run.
+# The tables of a new index (format 1), applied in order; PRAGMA user_version records how many
+# have run. Changes to an existing index's format are steps in indexer/store/migrate.py instead.
 MIGRATIONS = (
     """
     CREATE TABLE papers (
@@ -48,9 +49,19 @@ MIGRATIONS = (
 REQUIRED_META = ("model_name", "model_fingerprint", "dimension", "generation")
 
 
-def connect(db_path: Path) -> sqlite3.Connection:
-    """A connection shared by threads, in WAL mode, in autocommit (transactions are explicit)."""
+def connect(db_path: Path, read_only: bool = False) -> sqlite3.Connection:
+    """A connection shared by threads, in autocommit (transactions are explicit).
+
+    Read-write: WAL mode. Read-only: SQLite never writes the database (`_read_only_uri` says how
+    it is opened). Either way a file that is not a database is IndexCorrupt.
+    """
     try:
+        if read_only:
+            connection = sqlite3.connect(_read_only_uri(db_path), uri=True, timeout=30, check_same_thread=False,
+                                         isolation_level=None)
+            connection.execute("PRAGMA busy_timeout=30000")
+            connection.execute("PRAGMA user_version").fetchone()  # SQLite opens lazily: fail here, not later
+            return connection
         connection = sqlite3.connect(db_path, timeout=30, check_same_thread=False, isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
@@ -62,6 +73,31 @@ def connect(db_path: Path) -> sqlite3.Connection:
     return connection
 
 
+def _read_only_uri(db_path: Path) -> str:
+    """The URI for reading `db_path` without writing anything.
+
+    A WAL-mode database is read through its -shm index. Where the directory is writable, mode=ro
+    creates that file if needed and sees every commit of a live writer. Where it is not (a
+    read-only mount, no permission), SQLite cannot create it, so a database without pending WAL
+    content is opened immutable: nothing can change it there either. A WAL that still holds commits
+    (the directory was copied while a writer had it open) is only readable with its -shm beside it;
+    without one, immutable would silently drop those commits, so that is refused.
+    """
+    directory = db_path.parent
+    uri = f"file:{urllib.parse.quote(str(db_path.absolute()))}?mode=ro"
+    if layout.is_writable(directory):
+        return uri
+    wal, shm = layout.db_sidecar_files(directory)
+    pending = wal.is_file() and wal.stat().st_size > 0
+    if not pending:
+        return uri + "&immutable=1"
+    if not shm.is_file():
+        raise IndexReadOnly(f"{wal.name} in {directory} holds writes not yet merged into {db_path.name}, and "
+                            f"without {shm.name} they cannot be read from this read-only directory. Copy the "
+                            "index with 'papersearch backup' (or close its writer) before serving it read-only.")
+    return uri
+
+
 def migrate(db: sqlite3.Connection) -> None:
     """Run the schema steps this database has not had yet."""
     done = db.execute("PRAGMA user_version").fetchone()[0]
@@ -69,8 +105,8 @@ def migrate(db: sqlite3.Connection) -> None:
         db.executescript(f"BEGIN; {script}; PRAGMA user_version={step}; COMMIT;")
 
 
-def check_readable(db: sqlite3.Connection, directory: Path) -> None:
-    """IndexNotBuilt for an unfinished index, IndexCorrupt for a damaged or too new one."""
+def check_readable(db: sqlite3.Connection, directory: Path) -> int:
+    """The index's format; IndexNotBuilt for an unfinished index, IndexCorrupt for a damaged or too new one."""
     db_path = layout.db_file(directory)
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -84,10 +120,7 @@ def check_readable(db: sqlite3.Connection, directory: Path) -> None:
     except sqlite3.DatabaseError as exc:
         raise IndexCorrupt(f"{db_path} is damaged ({exc}). "
                            "Rebuild the index from your input files into a new directory.") from exc
-    fmt = int(meta.get("format_version") or 0)
-    if fmt > FORMAT_VERSION:
-        raise IndexCorrupt(f"{directory} uses index format {fmt}; this PaperSearch reads up to "
-                           f"{FORMAT_VERSION}. Upgrade PaperSearch.")
+    found = refuse_newer(meta, directory)
     missing = [key for key in REQUIRED_META if meta.get(key) is None]
     if missing:
         # The tables exist but the first write never committed its metadata: a run that was
@@ -97,6 +130,7 @@ def check_readable(db: sqlite3.Connection, directory: Path) -> None:
             f"If an index run is starting, wait for it; otherwise run 'papersearch index FILE "
             f"--index {directory}' again."
         )
+    return found
 
 
 def is_damage(exc: sqlite3.DatabaseError) -> bool:

@@ -36,7 +36,7 @@ class Upsert:
 
 class RecordWrites:
     """The write half of IndexStore (which supplies `_db`, `_fetch`, `_meta_*`, `generation` and
-    `resolve_ids`)."""
+    `resolve_ids`, `require_writable`)."""
 
     def write(self, upserts: list[Upsert], delete_ids: Iterable[str] = (),
               with_vectors: Callable[[WriteResult, int], VectorIndex] | None = None) -> WriteResult:
@@ -47,6 +47,7 @@ class RecordWrites:
         its digest recorded before the transaction commits, so a full disk (or any failure) there
         rolls the whole write back: the index stays exactly as it was.
         """
+        self.require_writable()
         result = WriteResult()
         dimension = self.model.dimension
         with self._transaction_lock, self._db:
