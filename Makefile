@@ -8,7 +8,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
 INDEX ?= $(CURDIR)/.papersearch/sample-index
 
-.PHONY: install install-test browser run search test test-fast test-shuffled lint
+.PHONY: install install-test browser axe run search test test-fast test-shuffled lint
 
 install:
 	$(PIP) install -q "$(TORCH_SPEC)" $(TORCH_INDEX)
@@ -23,6 +23,12 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ) || \
 	  echo "chromium not installed: browser tests will be skipped"
 
+# axe-core (npm) for the pages' WCAG checks in the browser tests, into ./node_modules (ignored by git).
+axe:
+	@test -f node_modules/axe-core/axe.min.js || (command -v npm >/dev/null 2>&1 && \
+	  npm install --silent --no-save --no-package-lock --no-audit --no-fund axe-core >/dev/null) || \
+	  echo "axe-core not installed: the accessibility checks will be skipped"
+
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -36,7 +42,7 @@ search: install
 	papersearch search "lightweight OCR" --index $(INDEX) --limit 5
 
 # Every test, slow ones included (real model, real corpora when ../shared/data exists).
-test: install-test browser
+test: install-test browser axe
 	$(PYTHON) -m pytest -m ""
 
 # The fast tests only (what a plain `pytest` runs).
