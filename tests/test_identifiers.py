@@ -144,7 +144,7 @@ def test_store_resolves_dois_and_arxiv_ids(id_index):
         store.close()
 
 
-def test_old_index_gets_the_table_filled_on_open(tmp_path, id_index):
+def test_old_index_gets_the_table_filled_when_opened_for_writing(tmp_path, id_index):
     import shutil
 
     old = tmp_path / "old"
@@ -152,7 +152,13 @@ def test_old_index_gets_the_table_filled_on_open(tmp_path, id_index):
     db = sqlite3.connect(layout.db_file(old))
     db.executescript("DROP TABLE identifiers; DELETE FROM meta WHERE key='identifiers_version';")
     db.close()
-    store = IndexStore.open(old)
+    store = IndexStore.open(old)  # a reader writes nothing: it finds ids by scanning the papers
+    try:
+        assert store.get_papers(["10.1023/a:1026654312961"])["10.1023/a:1026654312961"].paper_id == "ijtp-38-1113"
+        assert not store._fetch("SELECT name FROM sqlite_master WHERE name='identifiers'")
+    finally:
+        store.close()
+    store = IndexStore.open(old, writable=True)  # as a writer (holding the lock) opens it: filled
     try:
         assert store.get_papers(["10.1023/a:1026654312961"])["10.1023/a:1026654312961"].paper_id == "ijtp-38-1113"
         count = store._fetch("SELECT count(*) FROM identifiers")[0][0]
@@ -162,7 +168,7 @@ def test_old_index_gets_the_table_filled_on_open(tmp_path, id_index):
         assert id_table.papers_with(store._fetch, keys, indexed=False) == id_table.papers_with(store._fetch, keys, True)
     finally:
         store.close()
-    store = IndexStore.open(old)  # idempotent: a second open changes nothing
+    store = IndexStore.open(old, writable=True)  # idempotent: a second open changes nothing
     try:
         assert store._fetch("SELECT count(*) FROM identifiers")[0][0] == count
     finally:

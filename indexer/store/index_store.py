@@ -68,7 +68,7 @@ class IndexStore(RecordWrites):
         # Why the last load_vector_index did not use the FAISS file (None: it used it).
         self.vector_file_problem: str | None = None
         # Whether the identifiers table is there and filled (False: an old index opened read-only).
-        self._identifiers_indexed = False
+        self._identifiers_indexed: bool | None = None  # None: not looked at yet (see _has_identifiers)
 
     # --- opening ------------------------------------------------------------------------------
 
@@ -138,10 +138,16 @@ class IndexStore(RecordWrites):
 
     def _ensure_identifiers(self) -> None:
         # Additive and idempotent: an index from before the table gets it, filled, when first opened
-        # for writing; a reader that may not write looks ids up by scanning until then.
-        with self._transaction_lock, schema.damage_as_corrupt(self.directory):
-            self._identifiers_indexed = (identifiers.ensure(self._db, self._fetch) if self.writable
-                                         else identifiers.is_current(self._fetch))
+        # for writing; a reader that may not write looks ids up by scanning until then, and finds
+        # out which on its first lookup (reading nothing more when it opens).
+        if self.writable:
+            with self._transaction_lock, schema.damage_as_corrupt(self.directory):
+                self._identifiers_indexed = identifiers.ensure(self._db, self._fetch)
+
+    def _has_identifiers(self) -> bool:
+        if self._identifiers_indexed is None:
+            self._identifiers_indexed = identifiers.is_current(self._fetch)
+        return self._identifiers_indexed
 
     def upgrade(self) -> list[str]:
         """Bring an older format up to date in place (the caller holds the write lock); what was done."""
@@ -284,7 +290,7 @@ class IndexStore(RecordWrites):
         resolved = {pid: pid for _, pid in self._rows_in(sql, ids)}
         wanted = {given: lookup_keys(given) for given in ids if given not in resolved}
         holders = identifiers.papers_with(self._fetch, [key for keys in wanted.values() for key in keys],
-                                          self._identifiers_indexed)
+                                          self._has_identifiers())
         for given, keys in wanted.items():
             # The first kind that names any paper decides (a DOI before the arXiv id it may hold).
             found = next((holders[key] for key in keys if key in holders), set())
@@ -296,13 +302,13 @@ class IndexStore(RecordWrites):
 
     def identifier_keys(self, paper_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
         """paper_id -> its (kind, value) identifier keys, for the stored ids."""
-        if self._identifiers_indexed:
+        if self._has_identifiers():
             return identifiers.keys_of(self._fetch, paper_ids)
         return {pid: paper_keys(paper) for pid, paper in self.get_papers(paper_ids).items()}
 
     def papers_with_keys(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
         """(kind, value) -> the paper ids holding that identifier key."""
-        return identifiers.papers_with(self._fetch, keys, self._identifiers_indexed)
+        return identifiers.papers_with(self._fetch, keys, self._has_identifiers())
 
     def indexed_times(self, paper_ids: Iterable[str]) -> dict[str, int]:
         """paper_id -> when its row was last written (unix seconds), for the ids that are present.
