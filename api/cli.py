@@ -24,6 +24,7 @@ from api.cli_errors import UsageError, run_command
 from api.cli_index import check_room_to_write, cmd_index
 from api.cli_output import print_check, print_eval, print_hits
 from api.serve_flags import add_serve_flags
+from indexer.ingest import FORMATS
 from indexer.vectors import INDEX_TYPES  # names only: FAISS is not imported for `--help`
 from models.config import Settings
 from models.errors import PaperSearchError
@@ -62,9 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
         add_common(p)
         return p
 
-    p = command("index", "Add or update papers from a file (JSONL, CSV, arXiv dump, BEIR corpus; .gz too).")
-    p.add_argument("paths", nargs="+", type=Path, help="input file(s)")
-    p.add_argument("--format", choices=("jsonl", "csv", "arxiv", "beir"), help="force the input format")
+    p = command("index", "Add or update papers from files (JSONL, CSV, arXiv dump, BEIR corpus, OpenAlex, "
+                         "Semantic Scholar, Crossref, PubMed, arXiv API, OAI-PMH; .gz too).")
+    p.add_argument("paths", nargs="+", type=Path, help="input file(s), directories or globs of part files")
+    p.add_argument("--format", choices=FORMATS, help="force the input format (default: told per file)")
     p.add_argument("--strict", action="store_true", help="reject the whole run if any record is bad")
     p.add_argument("--batch-size", type=whole_number(1), default=None,
                    help="papers per model call (default 8; 64 or more on a GPU)")
