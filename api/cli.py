@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from api import cli_shards
+from api import cli_harvest, cli_shards
 from api.cli_args import PORT, add_common, add_filters, filters_from, settings_from, whole_number
 from api.cli_errors import UsageError, run_command
 from api.cli_index import check_room_to_write, cmd_index
@@ -47,7 +47,7 @@ EXAMPLES = {
 # Subcommands that live in their own module (api/cli_*.py): each has NAME, HELP, EXAMPLE,
 # add_arguments(parser) and run(args) -> exit status, and imports only light modules at the top
 # (`--help` builds every parser).
-COMMAND_MODULES = (cli_shards,)
+COMMAND_MODULES = (cli_shards, cli_harvest)
 EXAMPLES.update({module.NAME: module.EXAMPLE for module in COMMAND_MODULES})
 
 
