@@ -135,7 +135,8 @@ def _oai_dc(dc: ET.Element) -> dict:
     return {
         "title": (values("title") or [None])[0],
         "abstract": "\n".join(descriptions),  # several, often one per language: all are searchable
-        "authors": [_dc_name(n) for n in values("creator")],
+        # Some repositories (this EUR one among them) name the author only as a contributor.
+        "authors": [_dc_name(n) for n in values("creator") or values("contributor")],
         "year": (values("date") or [None])[0],
         "categories": list(dict.fromkeys(values("subject"))),
         "venue": (values("source") or [None])[0],
