@@ -198,7 +198,7 @@ class _Text:
         """Read the next piece; False at the end of the file."""
         if self.eof:
             return False
-        block = self._handle.read(_CHUNK)
+        block = self._handle.read1(_CHUNK)  # read1: a damaged gzip loses no bytes before the damage
         self.eof = not block
         piece = self._decoder.decode(block, final=self.eof)
         self.buffer = self.buffer[self.pos:] + (piece.lstrip("\ufeff") if not self.buffer else piece)

@@ -119,7 +119,7 @@ class XmlRecords:
     def _read(self, buffer: bytes) -> tuple[bytes, bool | None]:
         """(buffer with the next piece, at end of file); (buffer, None) when the stream is damaged."""
         try:
-            block = self._handle.read(_CHUNK)
+            block = self._handle.read1(_CHUNK)  # read1: a damaged gzip loses no bytes before the damage
         except DAMAGED:
             return buffer, None
         return buffer + block, not block
