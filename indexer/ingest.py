@@ -16,6 +16,7 @@ import csv
 import glob
 import io
 import json
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,14 +34,14 @@ FORMATS = ("jsonl", "csv", "arxiv", "beir", *READERS)
 Item = Parsed | Rejection | Delete | Skipped | Note
 # Abstracts are stored whole, so a CSV field may be far longer than the csv module's 128 KiB default.
 _CSV_FIELD_LIMIT = 1 << 30
-
-
-# --- reading lines ------------------------------------------------------------------------------
-
-
 # Not records: what a snapshot or dataset download puts beside its part files.
 _NOT_INPUT = ("manifest", "_SUCCESS", "LICENSE", "README")
 _NOT_INPUT_SUFFIXES = (".md", ".txt", ".html", ".pdf", ".md5", ".sha256", ".crc", ".json.sha")
+_XML_ROOT = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+_XML_PROLOGUE = re.compile(rb"<[?!][^>]*>")  # the declaration, processing instructions, DOCTYPE, comments
+
+
+# --- reading lines ------------------------------------------------------------------------------
 
 
 def _iter_lines(path: Path) -> Iterator[tuple[int, bytes | None, str | None]]:
@@ -99,9 +100,7 @@ def _head(path: Path, size: int = 1 << 16) -> bytes:
 
 
 def _xml_format(path: Path, head: bytes) -> str:
-    import re
-
-    root = re.search(rb"<([A-Za-z_][\w.:-]*)", re.sub(rb"<[?!][^>]*>", b"", head))
+    root = _XML_ROOT.search(_XML_PROLOGUE.sub(b"", head))
     name = root.group(1).decode().rpartition(":")[2] if root else "?"
     if name in XML_ROOTS:
         return XML_ROOTS[name]
