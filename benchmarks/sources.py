@@ -237,13 +237,13 @@ print(count, before, peak, traced)
 """
 
 
-def memory(root: Path, megabytes: int, w: Words, traced: bool) -> Table:
+def memory(root: Path, megabytes: int, w: Words, traced: bool, shapes: str = "openalex,pubmed") -> Table:
     table = Table(f"Memory streaming one large file (child process, {megabytes} MB and a quarter of it)",
                   ["file", "uncompressed MB", "records", "RSS after imports MB", "peak RSS MB",
                    "tracemalloc peak MB", "seconds"])
-    for make, head, tail, name in (
-            (lambda n: json.dumps(openalex_work(n, w)) + "\n", "", "", "part_big.gz"),
-            (lambda n: pubmed_article(n, w), _MEDLINE, "</PubmedArticleSet>\n", "pubmed-big.xml.gz")):
+    files = {"openalex": (lambda n: json.dumps(openalex_work(n, w)) + "\n", "", "", "part_big.gz"),
+             "pubmed": (lambda n: pubmed_article(n, w), _MEDLINE, "</PubmedArticleSet>\n", "pubmed-big.xml.gz")}
+    for make, head, tail, name in (files[shape] for shape in shapes.split(",")):
         template = [make(n) for n in range(1, 201)]  # repeated with new ids: generation stays cheap
         for size in (megabytes // 4, megabytes):
             path = root / "memory" / f"{size}-{name}"
@@ -276,9 +276,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encode-sample", type=int, default=256, help="papers embedded to measure the rate")
     parser.add_argument("--memory-mb", type=int, default=256, help="size of the large file (0: skip)")
     parser.add_argument("--tracemalloc", action="store_true", help="also trace Python allocations (much slower)")
+    parser.add_argument("--memory-shapes", default="openalex,pubmed", help="large files to stream (comma-separated)")
+    parser.add_argument("--memory-only", action="store_true", help="skip the parse/embed split")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/papersearch-bench-sources"))
     args = parser.parse_args(argv)
     words = Words()
+    if not args.memory_only:
+        split(args, words)
+    if args.memory_mb:
+        print(memory(args.workdir, args.memory_mb, words, args.tracemalloc, args.memory_shapes).render())
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    return 0
+
+
+def split(args, words: Words) -> None:
+    """The parse+map / embed table over a generated multi-part set."""
     per_format = args.records // len(FORMATS)
     folders = {}
     with Timer() as generating:
@@ -299,10 +311,6 @@ def main(argv: list[str] | None = None) -> int:
                     "source mapping and the record decoder (indexer.ingest.Inputs), everything before embedding",
                     f"generating the set took {generating.wall:.0f}s; load average {load_average()}"]
     print(table.render())
-    if args.memory_mb:
-        print(memory(args.workdir, args.memory_mb, words, args.tracemalloc).render())
-    shutil.rmtree(args.workdir, ignore_errors=True)
-    return 0
 
 
 if __name__ == "__main__":
