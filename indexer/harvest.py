@@ -95,7 +95,9 @@ def harvest(settings: Settings, url: str, prefix: str = "oai_dc", set_spec: str 
     with IndexWriter(settings, embedder=embedder) as writer:
         state = writer.store.harvest_state(key) or {}
         token = None if from_date else state.get("token")
-        report.from_date = from_date or state.get("from") or state.get("datestamp")
+        # Resuming, the list goes on from the date it was started with (its records are in no date
+        # order, so a restart after a refused token must not start later); else from the last datestamp.
+        report.from_date = from_date or (state.get("from") if token else state.get("datestamp"))
         report.datestamp = state.get("datestamp")
         report.resumed_token = token
         restarted = False
