@@ -141,12 +141,13 @@ def test_an_interrupted_harvest_resumes_from_its_last_written_page(fresh_index_d
             state = store.harvest_state(source_key(endpoint.url, "arXivRaw", None))
         finally:
             store.close()
-        assert state["token"] == "726959|1001"
+        assert state["token"] == "726959|1001" and state["from"] is None  # a full harvest, interrupted
         down["page 2"] = False
         before = len(endpoint.requests)
         report = harvest(settings, endpoint.url, prefix="arXivRaw", options=FAST, embedder=embedder)
         assert endpoint.requests[before] == {"verb": "ListRecords", "resumptionToken": "726959|1001"}
         assert report.resumed_token == "726959|1001" and report.index.indexed == 1 and report.index.deleted == 1
+        assert report.from_date is None and report.datestamp == "2019-02-01"
 
 
 def test_a_refused_token_restarts_the_list_once_with_a_message(fresh_index_dir, embedder):
