@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from api import cli_backup, cli_feed, cli_mcp, cli_shards
+from api import cli_backup, cli_feed, cli_harvest, cli_mcp, cli_shards
 from api.cli_args import PORT, add_common, add_filters, add_output_format, filters_from, settings_from, whole_number
 from api.cli_errors import UsageError, run_command
 from api.cli_index import check_room_to_write, cmd_index
@@ -48,7 +48,7 @@ EXAMPLES = {
 # Subcommands that live in their own module (api/cli_*.py): each has NAME, HELP, EXAMPLE,
 # add_arguments(parser) and run(args) -> exit status, and imports only light modules at the top
 # (`--help` builds every parser).
-COMMAND_MODULES = (cli_shards, cli_backup, cli_feed, cli_mcp)
+COMMAND_MODULES = (cli_shards, cli_backup, cli_harvest, cli_feed, cli_mcp)
 EXAMPLES.update({module.NAME: module.EXAMPLE for module in COMMAND_MODULES})
 
 
@@ -64,10 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         add_common(p)
         return p
 
-    p = command("index", "Add or update papers from a file (JSONL, CSV, arXiv dump, BEIR corpus; .gz too; "
-                         "BibTeX, RIS or CSL-JSON libraries).")
-    p.add_argument("paths", nargs="+", type=Path, help="input file(s)")
-    p.add_argument("--format", choices=INPUT_FORMATS, help="force the input format")
+    p = command("index", "Add or update papers from files (JSONL, CSV, arXiv dump, BEIR corpus, OpenAlex, "
+                         "Semantic Scholar, Crossref, PubMed, arXiv API, OAI-PMH; BibTeX, RIS or CSL-JSON "
+                         "libraries; .gz too).")
+    p.add_argument("paths", nargs="+", type=Path, help="input file(s), directories or globs of part files")
+    p.add_argument("--format", choices=INPUT_FORMATS, help="force the input format (default: told per file)")
     p.add_argument("--strict", action="store_true", help="reject the whole run if any record is bad")
     p.add_argument("--batch-size", type=whole_number(1), default=None,
                    help="papers per model call (default 8; 64 or more on a GPU)")

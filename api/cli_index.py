@@ -22,8 +22,10 @@ from models.errors import InvalidInput
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     """Index `args.paths` into `settings.index_dir`; returns the exit status."""
-    from indexer.build import estimate_records, index_files
+    from indexer.build import index_files
+    from indexer.ingest import Inputs, expand_inputs
 
+    args.paths = expand_inputs(args.paths)  # directories and globs of part files, each format told per file
     _check_input_files(args.paths)
     check_room_to_write(settings, incoming_bytes=sum(p.stat().st_size for p in args.paths))
     if args.ray is not None:
@@ -33,12 +35,15 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         from tqdm import tqdm
 
         # One bar across every file, with papers/s and the time left.
-        bar = tqdm(total=sum(estimate_records(p) for p in args.paths), unit="paper", file=sys.stderr,
+        with Inputs(args.paths, args.format) as inputs:
+            total = inputs.estimate()
+        bar = tqdm(total=total, unit="paper", file=sys.stderr,
                    desc=args.paths[0].name if len(args.paths) == 1 else f"{len(args.paths)} files")
     try:
         # One run over all the files: an id repeated in two files is embedded once (the last wins).
         report = index_files(settings, args.paths, fmt=args.format, strict=args.strict,
-                             progress=bar.update if bar else None, on_reject=lambda r: print(r, file=sys.stderr))
+                             progress=bar.update if bar else None, on_reject=lambda r: print(r, file=sys.stderr),
+                             on_note=lambda n: print(n, file=sys.stderr))
     finally:
         if bar:
             bar.close()

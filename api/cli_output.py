@@ -44,7 +44,8 @@ def terminal_snippet(snippet_html: str) -> str:
 def report_counts(report) -> dict:
     """One `index` run's counts, as its --json line shows them."""
     return {"indexed": report.indexed, "unchanged": report.unchanged, "rejected": len(report.rejected),
-            "embedded": report.embedded, "duplicates": len(report.duplicates), "seconds": round(report.seconds, 3)}
+            "embedded": report.embedded, "duplicates": len(report.duplicates), "seconds": round(report.seconds, 3),
+            "deleted": report.deleted, "skipped": sum(report.skipped.values())}
 
 
 def print_check(report, as_json: bool) -> int:

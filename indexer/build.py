@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer import vectors
-from indexer.ingest import Parsed, Rejection, count_lines, read_papers
+from indexer.ingest import Delete, Inputs, Note, Parsed, Rejection, Skipped
 from indexer.lexical import LexicalWriter
 from indexer.plan import Duplicate, IngestPlan
 from indexer.store import IndexStore, Upsert, WriteLock, onnx_export_dir
@@ -49,6 +49,10 @@ class IndexReport:
     seconds: float = 0.0
     encode_seconds: float = 0.0
     export_seconds: float = 0.0   # one-time ONNX export for torch-free searches (in `seconds` too)
+    deleted: int = 0          # papers the input withdrew (PubMed DeleteCitation, OAI deleted records)
+    delete_unknown: int = 0   # withdrawn ids the index did not hold
+    skipped: dict[str, int] = field(default_factory=dict)  # records the source marks as not papers, by reason
+    notes: list[str] = field(default_factory=list)  # records indexed after a repair (e.g. abstract gaps)
 
     @property
     def rejection(self) -> str:
@@ -75,7 +79,12 @@ class IndexReport:
         return item.paper
 
     def summary(self) -> str:
-        return (f"indexed {self.indexed}, unchanged {self.unchanged}, rejected {len(self.rejected)} "
+        extra = f", deleted {self.deleted}" if self.deleted or self.delete_unknown else ""
+        extra += f" ({self.delete_unknown} not in the index)" if self.delete_unknown else ""
+        if self.skipped:
+            extra += f", skipped {sum(self.skipped.values())} (" + ", ".join(
+                f"{reason} {count}" for reason, count in sorted(self.skipped.items())) + ")"
+        return (f"indexed {self.indexed}, unchanged {self.unchanged}, rejected {len(self.rejected)}{extra} "
                 f"(embedded {self.embedded} in {self.seconds:.1f}s)")
 
 
@@ -311,59 +320,100 @@ def make_query_export(store: IndexStore, encoder, replace: bool = False) -> str 
 
 def index_files(settings: Settings, paths: Sequence[str | Path], fmt: str | None = None, strict: bool = False,
                 progress: Progress | None = None, on_reject: Callable[[Rejection], None] | None = None,
-                embedder: Embedder | None = None) -> IndexReport:
+                embedder: Embedder | None = None, on_note: Callable[[Note], None] | None = None) -> IndexReport:
     """Index input files into `settings.index_dir` as one run and report what happened.
 
+    `paths` may name directories and globs of part files; each file's format is told on its own.
     The run follows one IngestPlan (as the Ray path does): an id repeated anywhere in the files is
     embedded once, for its last record. With `strict`, any rejected record aborts the run before
-    anything is written.
+    anything is written. Deletes in the input (PubMed DeleteCitation, OAI deleted records) are
+    applied in their place in the stream, after the records before them are written.
     """
-    paths = [Path(p) for p in paths]
     report = IndexReport()
     started = time.perf_counter()
-    plan = IngestPlan.scan(paths, fmt)
-    if strict:
-        plan.refuse_rejections()
+    with Inputs(paths, fmt) as inputs:
+        plan = IngestPlan.scan(inputs.files, fmt)
+        if strict:
+            plan.refuse_rejections()
+        with IndexWriter(settings, embedder=embedder, verify_snapshot=True) as writer:
+            _follow_plan(writer, inputs, plan, report, progress, on_reject, on_note)
+            exported = time.perf_counter()
+            writer.ensure_query_export()
+            report.export_seconds = time.perf_counter() - exported
+        for rejection in inputs.joins.rejected:  # unreadable lines of the S2 abstracts dataset
+            report.account(rejection, on_reject)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _follow_plan(writer: IndexWriter, inputs: Inputs, plan: IngestPlan, report: IndexReport,
+                 progress: Progress | None, on_reject: Callable[[Rejection], None] | None,
+                 on_note: Callable[[Note], None] | None) -> None:
     batch: list[Paper] = []
     # One embedded batch is held back, so the last one is committed together with the vectors file
     # (`publish`): a run of one batch that meets a full disk leaves the index exactly as it was; a
     # longer run keeps the batches committed before it, as after a crash, and a rerun finishes it.
     held: list[Upsert] = []
-    with IndexWriter(settings, embedder=embedder, verify_snapshot=True) as writer:
-        for ordinal, path in enumerate(paths):
-            accepted_before, rejected_before = report.accepted, len(report.rejected)
-            for item in plan.follow(ordinal, read_papers(path, fmt)):
-                paper = report.account(item, on_reject)
-                if paper is None:
-                    continue
-                batch.append(paper)
-                if len(batch) >= WRITE_BATCH:
-                    writer.commit(held, report)
-                    held = writer.prepare(batch, report)
-                    if progress:
-                        progress(len(batch))
-                    batch = []
-            if report.accepted == accepted_before and len(report.rejected) > rejected_before:
-                report.wholly_rejected.append(str(path))
-        if batch:
-            writer.commit(held, report)
-            held = writer.prepare(batch, report)
-        writer.commit(held, report, publish=True)
+    deletes: list[str] = []
+
+    def write_batches() -> None:
+        nonlocal held, batch
+        writer.commit(held, report)
+        held = writer.prepare(batch, report) if batch else []
         if progress and batch:
             progress(len(batch))
-        exported = time.perf_counter()
-        writer.ensure_query_export()
-        report.export_seconds = time.perf_counter() - exported
-    report.seconds = time.perf_counter() - started
-    return report
+        batch = []
+
+    def apply_deletes(publish: bool = False) -> None:
+        deleted, unknown = writer.delete(deletes, publish=publish)
+        report.deleted += len(deleted)
+        report.delete_unknown += len(unknown)
+        deletes.clear()
+
+    for ordinal, path in enumerate(inputs.files):
+        accepted_before, rejected_before = report.accepted, len(report.rejected)
+        for item in plan.follow(ordinal, inputs.read(path)):
+            if isinstance(item, Delete):
+                if batch or held:
+                    write_batches()
+                    write_batches()  # the held batch too: what came before the delete is stored first
+                deletes.append(item.paper_id)
+                continue
+            if isinstance(item, Skipped):
+                report.skipped[item.reason] = report.skipped.get(item.reason, 0) + 1
+                continue
+            if isinstance(item, Note):
+                report.notes.append(str(item))
+                if on_note:
+                    on_note(item)
+                continue
+            paper = report.account(item, on_reject)
+            if paper is None:
+                continue
+            if deletes:
+                apply_deletes()
+            batch.append(paper)
+            if len(batch) >= WRITE_BATCH:
+                write_batches()
+        if report.accepted == accepted_before and len(report.rejected) > rejected_before:
+            report.wholly_rejected.append(str(path))
+    if deletes:  # the input ended with deletes: everything before them is stored already
+        apply_deletes(publish=True)
+        return
+    if batch:
+        writer.commit(held, report)
+        held = writer.prepare(batch, report)
+    writer.commit(held, report, publish=True)
+    if progress and batch:
+        progress(len(batch))
 
 
 def index_file(settings: Settings, path: str | Path, fmt: str | None = None, strict: bool = False,
                progress: Progress | None = None, on_reject: Callable[[Rejection], None] | None = None,
-               embedder: Embedder | None = None) -> IndexReport:
-    """Index one input file: `index_files` with a single path."""
+               embedder: Embedder | None = None, on_note: Callable[[Note], None] | None = None) -> IndexReport:
+    """Index one input file (or directory, or glob): `index_files` with a single path."""
     return index_files(settings, [path], fmt=fmt, strict=strict, progress=progress, on_reject=on_reject,
-                       embedder=embedder)
+                       embedder=embedder, on_note=on_note)
 
 
 def delete_papers(settings: Settings, paper_ids: list[str]) -> tuple[list[str], list[str]]:
@@ -383,7 +433,3 @@ def add_papers(settings: Settings, papers: Iterable[Paper], embedder: Embedder |
     report.seconds = time.perf_counter() - started
     return report
 
-
-def estimate_records(path: str | Path) -> int:
-    """Roughly how many records a file holds, for a progress bar."""
-    return count_lines(path)

@@ -35,6 +35,9 @@ from models.identifiers import lookup_keys, paper_keys
 from models.paper import Paper
 from models.query import Filters
 
+# meta keys `harvest:<source>` hold each OAI-PMH source's harvest progress (indexer/harvest.py).
+_HARVEST_KEY = "harvest:"
+
 log = logging.getLogger("papersearch")
 
 
@@ -190,6 +193,17 @@ class IndexStore(RecordWrites):
 
     def _meta_set_many(self, values: dict[str, str]) -> None:
         self._db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", values.items())
+
+    def harvest_state(self, source: str) -> dict | None:
+        """What `papersearch harvest` remembers about one source (datestamp, resumption token), or None."""
+        value = self._meta_get(_HARVEST_KEY + source)
+        return json.loads(value) if value else None
+
+    def set_harvest_state(self, source: str, state: dict) -> None:
+        """Remember a harvest's progress for `source`, in the index it fills (one small transaction)."""
+        with self._transaction_lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._meta_set_many({_HARVEST_KEY + source: json.dumps(state, sort_keys=True)})
 
     @property
     def model(self) -> ModelInfo:
