@@ -34,7 +34,7 @@ EMBED_CSP = "default-src 'none'; style-src 'self'; img-src 'self' data:; base-ur
 WIDGET_CACHE = "public, max-age=300"
 EMBED_CACHE = "public, max-age=600"
 EMBED_DEFAULT_LIMIT = 5
-EMBED_MAX_LIMIT = 20
+EMBED_MAX_LIMIT = 50  # as the widget's data-limit
 THEMES = ("auto", "light", "dark")
 
 

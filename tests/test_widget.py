@@ -94,7 +94,7 @@ def site(server, tmp_path_factory):
         "plos.html": host_page(plos, script),
         "ojs.html": host_page(ojs, script),
         "override.html": host_page(plos, f'<script src="{server.url}widget.js" data-paper-id="seed-03" '
-                                         'data-limit="3" data-heading="More like PP-OCRv3" async></script>'),
+                                         'data-limit="3" data-title="More like PP-OCRv3" async></script>'),
         "lazy.html": host_page(plos, '<div class="spacer" id="spacer"></div>' + script,
                                HOSTILE_CSS + "<style>.spacer { height: 3000px; }</style>"),
         "dark.html": host_page(plos, f'<div class="themed"><script src="{server.url}widget.js" data-theme="dark" '

@@ -6,9 +6,10 @@
  * citation_title, citation_abstract; Dublin Core DC.identifier; OpenGraph og:title), finds the
  * paper by DOI or arXiv id, or else asks for papers related to its title and abstract, and never
  * lists the page's own paper. Data attributes override what the page says:
- *   data-paper-id, data-doi, data-arxiv-id, data-title, data-text (the abstract), data-query
- *   (a search instead), data-limit (5), data-theme ("auto" | "light" | "dark"), data-heading,
- *   data-target ("#css-id" to render into), data-api (another PaperSearch origin).
+ *   data-paper-id, data-doi, data-arxiv-id, data-paper-title, data-text (the abstract),
+ *   data-query (a search instead, with data-mode), data-limit (5), data-theme ("auto" | "light" |
+ *   "dark"), data-title (the heading), data-target ("#css-id" to render into), data-api (another
+ *   PaperSearch origin). docs/widget.md has the whole list.
  * It renders inside a shadow root (the host page's CSS and the widget's never meet), only once
  * it scrolls into view, with the server's /static/widget.css; theme it with CSS custom properties
  * (see widget.css). Single-page apps call PaperSearchWidget.render() after changing the page.
@@ -75,11 +76,12 @@
       query: data.query || null,
       doi: data.doi || facts.doi || null,
       arxivId: data.arxivId || facts.arxivId || null,
-      title: data.title || facts.title || "",
+      mode: data.mode || null,
+      title: data.paperTitle || facts.title || "",
       text: data.text || facts.text || "",
-      limit: Math.min(Math.max(parseInt(data.limit, 10) || 5, 1), 20),
+      limit: Math.min(Math.max(parseInt(data.limit, 10) || 5, 1), 50),
       theme: /^(light|dark|auto)$/.test(data.theme || "") ? data.theme : "auto",
-      heading: data.heading || "Related papers",
+      heading: data.title || "Related papers",
       target: data.target || null,
       base: (data.api || new URL(script.src, document.baseURI).origin).replace(/\/+$/, ""),
     };
@@ -118,7 +120,9 @@
     var base = config.base;
     if (config.paperId) return relatedOf(base, config.paperId, config.limit);
     if (config.query) {
-      return getJson(base + "/search?" + new URLSearchParams({ q: config.query, limit: String(config.limit) }));
+      var search = new URLSearchParams({ q: config.query, limit: String(config.limit) });
+      if (config.mode) search.set("mode", config.mode);
+      return getJson(base + "/search?" + search);
     }
     var ids = [config.doi, config.arxivId].filter(Boolean);
     return findPaper(base, ids).then(function (paper) {
