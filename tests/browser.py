@@ -55,6 +55,15 @@ def axe_violations(page) -> list[dict]:
     return result
 
 
+def tab_to(page, selector: str, most: int = 40) -> None:
+    """Press Tab until the focused element matches `selector`; fail when `most` presses do not get there."""
+    for _ in range(most):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement.matches(s)", selector):
+            return
+    pytest.fail(f"{selector} cannot be reached with Tab")
+
+
 def screenshot(page, folder: Path, name: str) -> Path:
     """A full-page screenshot under `folder` (the test's tmp_path); the path is printed for the run's log."""
     path = Path(folder) / f"{name}.png"

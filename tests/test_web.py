@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from indexer.store import layout
+from tests.browser import tab_to
 from tests.live import live_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -103,12 +104,7 @@ def test_keyboard_only_search_and_paper_view(server, page):
     page.keyboard.type("protein folding")
     page.keyboard.press("Enter")
     page.wait_for_selector(".result h2")
-    for _ in range(30):  # tab to the first result's title link
-        page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.matches('#result-list .result h2 a')"):
-            break
-    else:
-        pytest.fail("the result links cannot be reached with Tab")
+    tab_to(page, "#result-list .result h2 a")  # the first result's title link
     title = page.evaluate("document.activeElement.textContent")
     page.keyboard.press("Enter")
     page.wait_for_selector("#paper-view h3#related")

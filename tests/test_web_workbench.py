@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from indexer.store import layout
-from tests.browser import axe_violations, checked_page, chromium, needs_chromium, screenshot
+from tests.browser import axe_violations, checked_page, chromium, needs_chromium, screenshot, tab_to
 from tests.live import live_server
 
 pytestmark = [pytest.mark.slow, needs_chromium]
@@ -98,12 +98,7 @@ def test_facets_and_sorting_by_keyboard_alone(server, page):
     page.goto(server.url + "?q=segmentation")
     page.wait_for_selector("#facets .facet-value")
     page.locator("#q").focus()
-    for _ in range(40):
-        page.keyboard.press("Tab")
-        if page.evaluate("document.activeElement.matches('#facet-category + ul a')"):
-            break
-    else:
-        pytest.fail("the category facets cannot be reached with Tab")
+    tab_to(page, "#facet-category + ul a")
     category = page.evaluate("document.activeElement.querySelector('.facet-name').textContent")
     page.keyboard.press("Enter")
     page.wait_for_selector("#facets .facet-value.active")
@@ -203,12 +198,13 @@ def test_controls_of_other_features_appear_when_the_server_has_them(server, page
     page.wait_for_url(re.compile(r"min_score=0\.3"))
 
 
-@pytest.mark.parametrize("view", ["", "?q=lightweight+OCR", "paper/seed-03", "list"])
-def test_every_view_fits_a_phone(server, browser, tmp_path, view):
+@pytest.mark.parametrize(("name", "view"), [("landing", ""), ("results", "?q=lightweight+OCR"),
+                                            ("paper", "paper/seed-03"), ("list", "list")])
+def test_every_view_fits_a_phone(server, browser, tmp_path, name, view):
     with checked_page(browser, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
                       device_scale_factor=2) as phone:
         phone.goto(server.url + view)
         phone.wait_for_selector("#status:not(:empty), #landing-view .examples a")
         phone.wait_for_load_state("networkidle")
         assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), view
-        screenshot(phone, tmp_path, "phone-" + (view.split("?")[0].replace("/", "-") or "landing"))
+        screenshot(phone, tmp_path, "phone-" + name)

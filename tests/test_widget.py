@@ -224,20 +224,14 @@ def test_the_iframe_fallback_shows_the_same_papers(site, browser, tmp_path):
         screenshot(page, tmp_path, "widget-iframe")
 
 
-def test_an_unknown_paper_is_a_quiet_empty_widget(site, browser, tmp_path):
+def test_an_unknown_paper_is_quiet_and_render_draws_again_after_a_page_change(site, browser, papers, tmp_path):
     with checked_page(browser, (NOT_FOUND,)) as page:
         page.goto(site + "unknown.html")
         widget = page.locator(".papersearch-widget")
         widget.locator("p.note", has_text="No related papers found.").wait_for()
         assert widget.locator("li").count() == 0 and "unavailable" not in widget.inner_text()
         screenshot(page, tmp_path, "widget-unknown")
-
-
-def test_render_again_after_a_single_page_app_changes_the_page(site, browser, papers):
-    with checked_page(browser, (NOT_FOUND,)) as page:
-        page.goto(site + "unknown.html")
-        widget = page.locator(".papersearch-widget")
-        widget.locator("p.note", has_text="No related papers found.").wait_for()
+        # A single-page app moves to another article, then asks the widget to draw again.
         page.evaluate("""doi => {
             document.querySelector('meta[name=citation_doi]').setAttribute('content', doi);
             window.PaperSearchWidget.render();

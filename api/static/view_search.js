@@ -22,35 +22,30 @@ export async function showLanding(status) {
   view.appendChild(title);
   const years = corpus.year_min ? `, published ${corpus.year_min}–${corpus.year_max}` : "";
   view.appendChild(el("p", "corpus-size", `${corpus.papers.toLocaleString("en")} papers${years}.`));
-  if (corpus.categories.length) {
-    const heading = el("h3", null, "Top categories");
-    heading.id = "top-categories";
-    view.appendChild(heading);
-    const list = el("ul", "chips");
-    list.setAttribute("aria-labelledby", heading.id);
-    for (const { value, count } of corpus.categories) {
-      const item = el("li", "chip");
-      item.append(el("span", "chip-name", value), " ", el("span", "count", String(count)));
-      list.appendChild(item);
-    }
-    view.appendChild(list);
-  }
-  if (corpus.examples.length) {
-    const heading = el("h3", null, "Try a search");
-    heading.id = "examples";
-    view.appendChild(heading);
-    const list = el("ul", "examples");
-    list.setAttribute("aria-labelledby", heading.id);
-    for (const example of corpus.examples) {
-      const item = el("li");
-      const link = el("a", "internal", example);
-      link.href = "/?" + new URLSearchParams({ q: example });
-      item.appendChild(link);
-      list.appendChild(item);
-    }
-    view.appendChild(list);
-  }
+  headedList(view, "top-categories", "Top categories", "chips", corpus.categories, ({ value, count }) => {
+    const item = el("li", "chip");
+    item.append(el("span", "chip-name", value), " ", el("span", "count", String(count)));
+    return item;
+  });
+  headedList(view, "examples", "Try a search", "examples", corpus.examples, (example) => {
+    const item = el("li");
+    const link = el("a", "internal", example);
+    link.href = "/?" + new URLSearchParams({ q: example });
+    item.appendChild(link);
+    return item;
+  });
   document.title = "PaperSearch";
+}
+
+// A heading and the list it names, one item per entry (nothing when there are no entries).
+function headedList(view, id, text, className, entries, item) {
+  if (!entries.length) return;
+  const heading = el("h3", null, text);
+  heading.id = id;
+  const list = el("ul", className);
+  list.setAttribute("aria-labelledby", id);
+  for (const entry of entries) list.appendChild(item(entry));
+  view.append(heading, list);
 }
 
 function withParams(params, changes) {
