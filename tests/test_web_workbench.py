@@ -179,7 +179,10 @@ def test_controls_of_other_features_appear_when_the_server_has_them(server, page
         parameters = spec["paths"]["/search"]["get"]["parameters"]
         parameters.append({"name": "format", "in": "query", "schema": {"enum": ["bibtex", "ris", "csv"]}})
         parameters.append({"name": "min_score", "in": "query", "schema": {"type": "number"}})
-        spec["paths"]["/feeds/search.atom"] = {"get": {"parameters": parameters}}
+        # As the feeds branch declares them (FastAPI writes {paper_id:path} as {paper_id}).
+        for path in ("/feeds/search.{fmt}", "/feeds/related/{paper_id}.{fmt}", "/feeds/recommend.{fmt}"):
+            spec["paths"][path] = {"get": {"parameters": parameters}}
+        spec["paths"]["/export"] = {"post": {}}
         route.fulfill(json=spec)
 
     page.route(re.compile(r"/openapi\.json$"), openapi)
@@ -196,6 +199,15 @@ def test_controls_of_other_features_appear_when_the_server_has_them(server, page
     page.fill("#min_score", "0.3")
     page.click("#search-form button[type=submit]")
     page.wait_for_url(re.compile(r"min_score=0\.3"))
+    page.locator("#result-list .opinion-like").first.click()
+    liked = page.locator("#result-list .opinion-like").first.get_attribute("data-paper-id")
+    page.goto(server.url + "paper/seed-03")
+    page.wait_for_selector("#follow-paper")
+    assert page.get_attribute("#follow-paper", "href") == "/feeds/related/seed-03.atom"
+    assert page.get_attribute("#related-export", "href") == "/papers/seed-03/related?limit=10&format=bibtex"
+    page.goto(server.url + "list")
+    page.wait_for_selector("#list-server-export")
+    assert page.get_attribute("#follow-list", "href") == f"/feeds/recommend.atom?positive={liked}"
 
 
 @pytest.mark.parametrize(("name", "view"), [("landing", ""), ("results", "?q=lightweight+OCR"),

@@ -34,7 +34,8 @@ export async function api(path, params, options = {}) {
   return answer;
 }
 
-const DEFAULT_FORMATS = ["bibtex", "ris", "csl", "csv", "jsonl"];
+// The export formats' names when the schema lists no enum (the formats branch describes them in words).
+const DEFAULT_FORMATS = ["bibtex", "ris", "csl-json", "csv", "jsonl"];
 
 function parameterOf(spec, path, method, name) {
   const operation = spec && spec.paths && spec.paths[path] && spec.paths[path][method];
@@ -52,22 +53,32 @@ function enumOf(parameter) {
   return null;
 }
 
-export const FEED_PATH = "/feeds/search.atom";
+// Atom feeds: a search's, a paper's related papers', a reading list's (positive=, negative=).
+export const FEEDS = {
+  search: () => "/feeds/search.atom",
+  related: (paperId) => "/feeds/related/" + encodeURIComponent(paperId) + ".atom",
+  recommend: () => "/feeds/recommend.atom",
+};
+const FEED_ROUTES = { search: /^\/feeds\/search\./, related: /^\/feeds\/related\//, recommend: /^\/feeds\/recommend\./ };
 
-// A feed route listed in the schema; one left out of it is found by a HEAD that is not a 404.
-// (The schema is asked first: a 404 would log a console error on every page of a server without feeds.)
-async function hasFeed(openapi, path) {
-  if (openapi && openapi.paths) return path in openapi.paths;
+// Which feeds the schema lists ("/feeds/search.{fmt}" or "/feeds/search.atom"); without a schema,
+// a HEAD on the search feed that is not a 404. (The schema is asked first: a 404 logs a console
+// error on every page of a server without feeds.)
+async function feedKinds(openapi) {
+  if (openapi && openapi.paths) {
+    const paths = Object.keys(openapi.paths);
+    return Object.keys(FEED_ROUTES).filter((kind) => paths.some((path) => FEED_ROUTES[kind].test(path)));
+  }
   try {
-    return (await fetch(path + "?q=papersearch", { method: "HEAD" })).status !== 404;
+    return (await fetch(FEEDS.search() + "?q=papersearch", { method: "HEAD" })).status !== 404 ? ["search"] : [];
   } catch (e) {
-    return false;
+    return [];
   }
 }
 
 let capabilities = null;
 
-// {formats: [...] | [], minScore: bool, feeds: bool, stats}
+// {formats: [...] | [], minScore: bool, feeds: [kinds], exportList: bool, stats}
 export function serverCapabilities() {
   if (capabilities) return capabilities;
   const spec = fetch("/openapi.json").then((r) => (r.ok ? r.json() : null)).catch(() => null);
@@ -77,7 +88,8 @@ export function serverCapabilities() {
     return {
       formats: format ? enumOf(format) || DEFAULT_FORMATS : [],
       minScore: Boolean(parameterOf(openapi, "/search", "get", "min_score")),
-      feeds: await hasFeed(openapi, FEED_PATH),
+      feeds: await feedKinds(openapi),
+      exportList: Boolean(openapi && openapi.paths && openapi.paths["/export"] && openapi.paths["/export"].post),
       stats: stat,
     };
   });

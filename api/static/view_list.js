@@ -2,7 +2,8 @@
 // export, and a link that opens the same list in another browser.
 
 import { $, download, el, paperHref } from "./dom.js";
-import { api } from "./api.js";
+import { FEEDS, api, serverCapabilities } from "./api.js";
+import { announceFeed } from "./view_search.js";
 import * as readingList from "./readinglist.js";
 import { renderList } from "./render.js";
 
@@ -89,6 +90,45 @@ async function recommendations(list, target, status) {
   return page.results.length;
 }
 
+// With the formats branch: the liked papers in any export format (POST /export); with feeds:
+// the list's own feed (/feeds/recommend.atom?positive=...&negative=...).
+async function listServerTools(list) {
+  const caps = await serverCapabilities();
+  const liked = Object.keys(list.like);
+  const tools = [];
+  if (caps.exportList && caps.formats.length && liked.length) {
+    const wrap = el("p", "export");
+    const label = el("label", null, "Liked papers as ");
+    const select = el("select");
+    select.id = "list-format";
+    select.replaceChildren(...caps.formats.map((f) => new Option(f, f)));
+    label.appendChild(select);
+    const button = el("button", "secondary", "Download");
+    button.type = "button";
+    button.id = "list-server-export";
+    button.addEventListener("click", async () => {
+      const response = await fetch("/export?" + new URLSearchParams({ format: select.value }), {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ paper_ids: liked }),
+      });
+      const name = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+      download(name ? name[1] : "reading-list." + select.value, response.headers.get("Content-Type") || "text/plain",
+        await response.text());
+    });
+    wrap.append(label, button);
+    tools.push(wrap);
+  }
+  const feed = caps.feeds.includes("recommend") && liked.length ? FEEDS.recommend() + "?" + new URLSearchParams(
+    [...liked.map((id) => ["positive", id]), ...Object.keys(list.dislike).map((id) => ["negative", id])]) : null;
+  if (feed) {
+    const follow = el("a", "button-link", "Follow recommendations (Atom feed)");
+    follow.id = "follow-list";
+    follow.href = feed;
+    tools.push(follow);
+  }
+  announceFeed(feed, "New papers like your reading list");
+  return tools;
+}
+
 export async function showList(hash, status) {
   const view = $("list-view");
   const ids = readingList.sharedIds(hash);
@@ -119,6 +159,8 @@ export async function showList(hash, status) {
   exporter.addEventListener("click", () => download("reading-list.json", "application/vnd.citationstyles.csl+json",
     JSON.stringify(readingList.cslItems(list), null, 2)));
   tools.appendChild(exporter);
+  const serverTools = await listServerTools(list);
+  for (const tool of serverTools) tools.appendChild(tool);
   if (!ids) {
     const clear = el("button", "secondary", "Clear list");
     clear.type = "button";

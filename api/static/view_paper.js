@@ -1,7 +1,8 @@
 // A page per paper: what it is, where it lives, its versions, its related papers, a citation.
 
 import { $, download, el } from "./dom.js";
-import { api, serverCapabilities } from "./api.js";
+import { FEEDS, api, serverCapabilities } from "./api.js";
+import { announceFeed } from "./view_search.js";
 import { cslItems, summary } from "./readinglist.js";
 import { opinionButtons, renderList, renderMeta, renderVersions, sourceLinks } from "./render.js";
 
@@ -67,6 +68,15 @@ export async function showPaper(paperId, status, goBack) {
   tools.appendChild(citationButton(paper));
   const exporter = await relatedExport(paper.paper_id);
   if (exporter) tools.appendChild(exporter);
+  const caps = await serverCapabilities();
+  const feed = caps.feeds.includes("related") ? FEEDS.related(paper.paper_id) : null;
+  if (feed) {
+    const follow = el("a", "button-link", "Follow related papers (Atom feed)");
+    follow.id = "follow-paper";
+    follow.href = feed;
+    tools.appendChild(follow);
+  }
+  announceFeed(feed, "New papers related to " + paper.title);
   view.appendChild(tools);
   const heading = el("h3", null, "Related papers");
   heading.id = "related";

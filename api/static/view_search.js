@@ -2,7 +2,7 @@
 // filters, sorting, export and follow when the server offers them).
 
 import { $, el } from "./dom.js";
-import { FEED_PATH, api, serverCapabilities } from "./api.js";
+import { FEEDS, api, serverCapabilities } from "./api.js";
 import { renderList } from "./render.js";
 
 const PAGE = 10;
@@ -16,6 +16,7 @@ export async function showLanding(status) {
   const view = $("landing-view");
   status.textContent = "";
   const corpus = await api("/corpus");
+  announceFeed(null);
   view.replaceChildren();
   const title = el("h2", null, "What this index holds");
   title.id = "landing-title";
@@ -125,19 +126,23 @@ async function renderTools(params, shown) {
     update();
   }
   const follow = $("follow");
-  follow.hidden = !caps.feeds;
-  const feedLink = document.getElementById("feed-alternate");
-  if (feedLink) feedLink.remove();
-  if (caps.feeds) {
-    follow.href = FEED_PATH + "?" + search.toString();
-    const link = el("link");
-    link.id = "feed-alternate";
-    link.rel = "alternate";
-    link.type = "application/atom+xml";
-    link.title = "New papers for this search";
-    link.href = follow.getAttribute("href");
-    document.head.appendChild(link);
-  }
+  follow.hidden = !caps.feeds.includes("search");
+  if (!follow.hidden) follow.href = FEEDS.search() + "?" + search.toString();
+  announceFeed(follow.hidden ? null : follow.getAttribute("href"), "New papers for this search");
+}
+
+// The view's feed as <link rel="alternate">, so feed readers and browser add-ons find it.
+export function announceFeed(href, title) {
+  const old = document.getElementById("feed-alternate");
+  if (old) old.remove();
+  if (!href) return;
+  const link = el("link");
+  link.id = "feed-alternate";
+  link.rel = "alternate";
+  link.type = "application/atom+xml";
+  link.title = title;
+  link.href = href;
+  document.head.appendChild(link);
 }
 
 export async function showSearch(params, append, status) {
