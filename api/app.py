@@ -11,24 +11,23 @@ import hmac
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from api import routes_export, routes_feeds, routes_metrics, routes_s2
+from api import routes_export, routes_feeds, routes_metrics, routes_pages, routes_s2
 from api.errors import RETRY_AFTER_SECONDS, ApiError, describe, install_error_handlers
 from api.limits import BodySizeLimit
 from api.ratelimit import RateLimit
 from api.records import parse_records
 from api.result_formats import EXPORT_RESPONSES, JSON, export_response
 from api.routes_export import ExportFormat
+from api.routes_pages import PAGE_CSP, STATIC_DIR  # noqa: F401  (part of this module's surface)
 from api.schemas import (
     ERROR_RESPONSES,
     UPLOAD_BODY,
@@ -56,17 +55,14 @@ from models.embedder import Embedder
 from models.errors import InvalidInput, PaperNotFound, PaperSearchError
 from models.paper import YEAR_MAX, YEAR_MIN
 from models.query import DEFAULT_MODE, Filters  # noqa: F401  (DEFAULT_MODE: part of this module's surface)
+from search.facets import FACET_FIELDS, SORTS
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Routers that live in their own module (api/routes_*.py): each has `routes(settings, service)`
 # returning an APIRouter. A new group of endpoints is a new module plus one entry here.
-ROUTE_MODULES: tuple = (routes_metrics, routes_s2, routes_export, routes_feeds)
+ROUTE_MODULES: tuple = (routes_metrics, routes_s2, routes_export, routes_feeds, routes_pages)
 # The engine's own default mode, so a new default (e.g. hybrid) needs no change here.
 # Where the /docs and /redoc pages find Swagger UI's and ReDoc's files (the fastapi-offline package).
 DOCS_ASSETS = "/docs-assets"
-# The page may only load its own files and call its own API: a strong guard against XSS.
-PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-            "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'")
 
 DESCRIPTION = """Semantic search over scientific paper abstracts.
 
@@ -106,7 +102,7 @@ def create_app(settings: Settings | None = None, *, embedder: Embedder | None = 
                        max_age=600)
     routes_metrics.install(app, settings, service)
     routers = (_read_routes(settings, service), _write_routes(settings),
-               *(module.routes(settings, service) for module in ROUTE_MODULES), _page_routes())
+               *(module.routes(settings, service) for module in ROUTE_MODULES))
     for router in routers:
         app.include_router(router)
     # Every route, flat, for the Allow header of a 405 (include_router keeps routers nested).
@@ -153,6 +149,13 @@ def _filters(year_from: int | None, year_to: int | None, category: str | None, a
                    all_versions=versions == "all")
 
 
+def _faceted(engine):
+    """The engine, when it can count facets (one index can; a shard router cannot yet)."""
+    if not hasattr(engine, "search_with_facets"):
+        raise ApiError(400, "invalid_query", "This server serves shards: facets and sort=date need a single index.")
+    return engine
+
+
 def _page(hits, limit: int, offset: int, started: float, max_offset: int) -> dict:
     full = len(hits) == limit and offset + limit <= max_offset
     return {"limit": limit, "offset": offset, "took_ms": round((time.perf_counter() - started) * 1000, 2),
@@ -181,14 +184,25 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
         mode: Annotated[Mode, Query(description="ranking method")] = service.default_mode,
         snippets: Annotated[bool, Query(description="the best-matching abstract sentences, terms in <mark> "
                                                     "(about 1 ms a hit; false when only titles are shown)")] = True,
+        facets: Annotated[str | None, Query(max_length=100, description="comma-separated, any of "
+                                            + ", ".join(FACET_FIELDS))] = None,
+        sort: Annotated[Literal[SORTS], Query(description="relevance, or date (newest first "  # type: ignore[valid-type]
+                                                          "among the candidates)")] = "relevance",
     ):
         """Papers ranked by relevance to a free-text query. Pages are stable and never overlap."""
         started = time.perf_counter()
         with service.reading() as engine:
-            hits = engine.search(q, limit=limit, offset=offset, filters=filters, mode=mode, snippets=snippets)
+            if facets is None and sort == "relevance":
+                hits, counts = engine.search(q, limit=limit, offset=offset, filters=filters, mode=mode,
+                                             snippets=snippets), None
+            else:
+                hits, counts = _faceted(engine).search_with_facets(
+                    q, limit=limit, offset=offset, filters=filters, mode=mode, snippets=snippets,
+                    facets=facets or (), sort=sort)
         if fmt != JSON:
             return export_response(fmt, hits, "search")
-        return {"query": q, "mode": mode, **_page(hits, limit, offset, started, settings.max_offset)}
+        return {"query": q, "mode": mode, "sort": sort, "facets": counts,
+                **_page(hits, limit, offset, started, settings.max_offset)}
 
     # Ids may hold slashes (DOIs, old arXiv ids), hence ":path"; "/related" is declared first.
     @router.get("/papers/{paper_id:path}/related", response_model=RelatedResponse, tags=["search"],
@@ -342,24 +356,3 @@ def _write_routes(settings: Settings) -> APIRouter:
         return {"deleted": paper_id, "generation": generation, "papers": count}
 
     return router
-
-
-# --- the page and the widget ----------------------------------------------------------------------
-
-
-def _page_routes() -> APIRouter:
-    router = APIRouter(include_in_schema=False)
-
-    @router.get("/")
-    def index_page():
-        return FileResponse(STATIC_DIR / "index.html", headers={"Content-Security-Policy": PAGE_CSP,
-                                                                 "X-Content-Type-Options": "nosniff"})
-
-    @router.get("/widget.js")
-    def widget():
-        # Other sites embed this; a short cache keeps their pages fast without pinning old code.
-        return FileResponse(STATIC_DIR / "widget.js", media_type="text/javascript",
-                            headers={"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"})
-
-    return router
-

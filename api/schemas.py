@@ -68,9 +68,18 @@ class Page(BaseModel):
     results: list[HitOut]
 
 
+class FacetValue(BaseModel):
+    value: int | str = Field(description="a year, a category or a venue")
+    count: int = Field(description="candidates of this query with that value")
+
+
 class SearchResponse(Page):
     query: str
     mode: str
+    sort: str = Field("relevance", description="'relevance', or 'date': newest first among the candidates")
+    facets: dict[str, list[FacetValue]] | None = Field(
+        None, description="asked-for facets: counts over the candidates the ranking considered, most frequent "
+                          "first (years newest first)")
 
 
 class RelatedResponse(Page):
@@ -138,6 +147,17 @@ class StatsResponse(BaseModel):
     max_limit: int
     max_query_chars: int
     max_body_bytes: int
+
+
+class CorpusResponse(BaseModel):
+    """What the index holds, for a landing page (GET /corpus)."""
+
+    papers: int
+    year_min: int | None
+    year_max: int | None
+    categories: list[FacetValue] = Field(description="the most frequent categories, most papers first")
+    papers_with_venue: int
+    examples: list[str] = Field(description="example queries: the opening words of recent titles in the top categories")
 
 
 class ErrorDetail(BaseModel):

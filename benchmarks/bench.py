@@ -11,6 +11,7 @@ Also `papersearch bench ...` (same arguments). Sections (run the ones named, def
     http    the HTTP API at concurrency 1 and 8 (needs api.app.create_app)
     feeds   a feed reader's poll over HTTP: fresh document, cached 200, 304 (sample or --index)
     mcp     `papersearch mcp` round trip per tool over stdio (sample or --index)
+    facets  hybrid/dense/lexical search with and without facets and sort=date, on the scale index
 
 Example:
     python -m benchmarks.bench encode query --corpus ../shared/data/scifact --sample 300
@@ -31,7 +32,7 @@ from benchmarks.measure import ROOT, load_average
 from benchmarks.tables import Table
 from indexer.store import layout
 
-SECTIONS = ("encode", "query", "ann", "scale", "peer", "http", "feeds", "mcp")
+SECTIONS = ("encode", "query", "ann", "scale", "peer", "http", "feeds", "mcp", "facets")
 DEFAULT_SECTIONS = ("encode", "query", "ann")
 
 
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.bench"
 
 def _missing_input(sections: list[str], args) -> str | None:
     """What a section needs and cannot find, before anything runs (None when all is there)."""
-    if set(sections) - {"scale", "feeds", "mcp"}:  # every other section reads the BEIR corpus
+    if set(sections) - {"scale", "feeds", "mcp", "facets"}:  # every other section reads the BEIR corpus
         for stem in ("corpus", "queries"):
             if not any((args.corpus / f"{stem}{ext}").is_file() for ext in (".jsonl", ".jsonl.gz")):
                 return (f"no {stem}.jsonl(.gz) in {args.corpus}: pass --corpus DIR, a BEIR folder with "
@@ -108,7 +109,8 @@ def _missing_input(sections: list[str], args) -> str | None:
         if not (args.corpus / "qrels" / "test.tsv").is_file():
             return f"no qrels/test.tsv in {args.corpus}: pass --corpus DIR, a BEIR folder"
     scale_index = args.workdir / f"scale-{args.scale_size}-{args.scale_tokens}tok-index"
-    if "scale" in sections and not args.scale_corpus.is_file() and not layout.db_file(scale_index).is_file():
+    scaled = {"scale", "facets"} & set(sections)
+    if scaled and not args.scale_corpus.is_file() and not layout.db_file(scale_index).is_file():
         return f"no {args.scale_corpus}: pass --scale-corpus FILE (papers.jsonl[.gz]) for the scale section"
     return None
 

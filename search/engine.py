@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from models.errors import IndexNotBuilt, InvalidInput, InvalidQuery, ModelLoadEr
 from models.paper import Hit, Paper, embed_text
 from models.query import DEFAULT_MODE, RELATED_DEFAULT_MODE, Filters
 from search import checks, fusion, highlight, rank, versions
+from search import facets as facet_counts
 from search import related as related_ranking
 from search.lexical import LexicalSearcher, query_terms
 from search.library import LibraryMatch, match_library
@@ -150,26 +151,43 @@ class SearchEngine:
             mode: "dense" (embedding similarity), "lexical" (BM25) or "hybrid" (both, fused).
             snippets: attach each hit's best-matching abstract sentences, terms in <mark>.
         """
+        return self.search_with_facets(query, limit, offset, filters, mode, snippets)[0]
+
+    def search_with_facets(self, query: str, limit: int = 10, offset: int = 0, filters: Filters | None = None,
+                           mode: str = DEFAULT_MODE, snippets: bool = True, facets: Sequence[str] = (),
+                           sort: str = "relevance") -> tuple[list[Hit], dict[str, list[dict]]]:
+        """`search`, plus counts by `facets` (search/facets.py) over the candidates the ranking
+        considered, and `sort="date"` (newest first among those candidates)."""
         text = checks.checked_query(query, self.settings)
         checks.check_page(limit, offset, self.settings)
         checks.check_mode(mode)
+        facets = facet_counts.checked_facets(facets)
+        facet_counts.check_sort(sort)
         terms = query_terms(text)
         active = filters is not None and filters.active()
         allowed = self.store.filter_rowids(checks.checked_filters(filters, self.settings)) if active else None
         vector = self.encoder.encode([text], "query")[0] if mode != "lexical" else None
+        # Facets count, and a date sort orders, at least FACET_DEPTH candidates in every mode.
+        floor = facet_counts.FACET_DEPTH if facet_counts.needs_candidates(facets, sort) else 0
+        counts = None
 
         def ranking(depth: int) -> tuple[np.ndarray, np.ndarray]:
+            nonlocal counts
+            depth = max(depth, floor)
             if mode == "lexical":
-                return self._lexical.top(terms, depth, allowed)
-            if mode == "dense":
-                return self._dense(vector, depth, filters, allowed=allowed)
-            return self._hybrid(vector, terms, max(depth, HYBRID_DEPTH), filters, allowed)
+                found = self._lexical.top(terms, depth, allowed)
+            elif mode == "dense":
+                found = self._dense(vector, depth, filters, allowed=allowed)
+            else:
+                found = self._hybrid(vector, terms, max(depth, HYBRID_DEPTH), filters, allowed)
+            rowids, scores, counts = facet_counts.apply(self.store, *found, facets, sort)
+            return rowids, scores
 
         hits = self._page(ranking, limit, offset, filters)
         if snippets:
             weights = self._lexical.idf(terms)
             hits = [replace(h, snippet=highlight.snippet(h.paper.abstract, terms, weights)) for h in hits]
-        return hits
+        return hits, counts
 
     def related(self, paper_id: str | None = None, text: str | None = None, limit: int = 10,
                 offset: int = 0, filters: Filters | None = None, mode: str = RELATED_DEFAULT_MODE) -> list[Hit]:

@@ -448,6 +448,13 @@ class IndexStore(RecordWrites):
         rows = self._fetch(f"SELECT rowid FROM papers WHERE {where}", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
+    def facet_rows(self, rowids: Iterable[int] | None = None) -> list[tuple[int, int | None, str, str | None]]:
+        """(rowid, year, categories as JSON, venue) of the given rows, or of every row: what facets count."""
+        columns = "rowid, year, categories, venue"
+        if rowids is None:
+            return self._fetch(f"SELECT {columns} FROM papers")
+        return list(self._rows_in(f"SELECT {columns} FROM papers WHERE rowid IN ({{marks}})", [int(r) for r in rowids]))
+
     def all_rowids(self) -> np.ndarray:
         """Every stored row id, ascending."""
         # Without ORDER BY, SQLite scans a small covering index (rowids ride in every index)
