@@ -65,7 +65,7 @@ def ids(response) -> list[str]:
 def test_search_finds_the_ocr_papers_with_full_records(client):
     response = client.get("/search", params={"q": "lightweight OCR", "limit": 5})
     body = response.json()
-    assert set(body) == {"query", "mode", "limit", "offset", "took_ms", "next_offset", "results"}
+    assert set(body) == {"query", "mode", "sort", "facets", "limit", "offset", "took_ms", "next_offset", "results"}
     assert body["query"] == "lightweight OCR" and body["mode"] == DEFAULT_MODE
     assert body["limit"] == 5 and body["offset"] == 0 and body["took_ms"] >= 0
     titles = [hit["title"] for hit in body["results"][:3]]
