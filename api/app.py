@@ -27,6 +27,8 @@ from api.limits import BodySizeLimit
 from api.records import parse_records
 from api.schemas import (
     ERROR_RESPONSES,
+    MIN_SCORE_HELP,
+    MIN_SCORE_RANGE,
     UPLOAD_BODY,
     WRITE_ERROR_RESPONSES,
     DeleteResponse,
@@ -139,7 +141,8 @@ def _filters(year_from: int | None, year_to: int | None, category: str | None, a
 
 
 def _page(hits, limit: int, offset: int, started: float, max_offset: int) -> dict:
-    full = len(hits) == limit and offset + limit <= max_offset
+    # A min_score cut that ends the list on this page leaves no next page (search.rank.HitPage).
+    full = len(hits) == limit and offset + limit <= max_offset and not getattr(hits, "last", False)
     return {"limit": limit, "offset": offset, "took_ms": round((time.perf_counter() - started) * 1000, 2),
             "next_offset": offset + limit if full else None, "results": [HitOut.from_hit(h) for h in hits]}
 
@@ -152,6 +155,7 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
     Limit = Annotated[int, Query(ge=1, le=settings.max_limit, description="results per page")]
     Offset = Annotated[int, Query(ge=0, le=settings.max_offset, description="results to skip (paging)")]
     Mode = Literal[service.modes]  # type: ignore[valid-type]  # the engine's modes, whatever they are
+    MinScore = Annotated[float | None, Query(ge=MIN_SCORE_RANGE[0], le=MIN_SCORE_RANGE[1], description=MIN_SCORE_HELP)]
     RelatedRequest, RecommendRequest = bounded_requests(settings, service.modes, service.related_default_mode)
     filters_from_query = filter_params(settings)
 
@@ -163,22 +167,25 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
         limit: Limit = 10,
         offset: Offset = 0,
         mode: Annotated[Mode, Query(description="ranking method")] = service.default_mode,
+        min_score: MinScore = None,
     ):
         """Papers ranked by relevance to a free-text query. Pages are stable and never overlap."""
         started = time.perf_counter()
         with service.reading() as engine:
-            hits = engine.search(q, limit=limit, offset=offset, filters=filters, mode=mode)
+            hits = engine.search(q, limit=limit, offset=offset, filters=filters, mode=mode, min_score=min_score)
         return {"query": q, "mode": mode, **_page(hits, limit, offset, started, settings.max_offset)}
 
     # Ids may hold slashes (DOIs, old arXiv ids), hence ":path"; "/related" is declared first.
     @router.get("/papers/{paper_id:path}/related", response_model=RelatedResponse, tags=["search"])
     def related_to_paper(service: Service, paper_id: str, filters: Annotated[Filters, Depends(filters_from_query)],
                          limit: Limit = 10, offset: Offset = 0,
-                         mode: Annotated[Mode, Query(description="ranking method")] = service.related_default_mode):
+                         mode: Annotated[Mode, Query(description="ranking method")] = service.related_default_mode,
+                         min_score: MinScore = None):
         """Papers related to a stored paper; never the paper itself."""
         started = time.perf_counter()
         with service.reading() as engine:
-            hits = engine.related(paper_id=paper_id, limit=limit, offset=offset, filters=filters, mode=mode)
+            hits = engine.related(paper_id=paper_id, limit=limit, offset=offset, filters=filters, mode=mode,
+                                   min_score=min_score)
         return {"paper_id": paper_id, **_page(hits, limit, offset, started, settings.max_offset)}
 
     @router.get("/papers/{paper_id:path}", response_model=PaperOut, tags=["papers"])
@@ -197,7 +204,7 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
         started = time.perf_counter()
         with service.reading() as engine:
             hits = engine.related(text=body.text, limit=body.limit, offset=body.offset, filters=filters,
-                                  mode=body.mode)
+                                  mode=body.mode, min_score=body.min_score)
         return {"paper_id": None, **_page(hits, body.limit, body.offset, started, settings.max_offset)}
 
     @router.post("/recommend", response_model=RecommendResponse, tags=["search"])
@@ -207,7 +214,7 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
         started = time.perf_counter()
         with service.reading() as engine:
             hits = engine.recommend(body.positive, body.negative, limit=body.limit, offset=body.offset,
-                                    filters=filters, mode=body.mode)
+                                    filters=filters, mode=body.mode, min_score=body.min_score)
         page = _page(hits, body.limit, body.offset, started, settings.max_offset)
         return {"positive": body.positive, "negative": body.negative, **page}
 

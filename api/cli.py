@@ -163,7 +163,7 @@ def _open_engine(args: argparse.Namespace):
 def cmd_search(args: argparse.Namespace) -> int:
     engine = _open_engine(args)
     print_hits(engine.search(args.query, limit=args.limit, offset=args.offset, filters=filters_from(args),
-                              mode=args.mode, snippets=args.snippets), args.json)
+                              mode=args.mode, snippets=args.snippets, min_score=args.min_score), args.json)
     return 0
 
 
@@ -175,7 +175,7 @@ def cmd_related(args: argparse.Namespace) -> int:
         raise PaperSearchError("Give a paper id, or --text with an abstract. Example: " + EXAMPLES["related"])
     engine = _open_engine(args)
     hits = engine.related(paper_id=args.paper_id, text=text, limit=args.limit, offset=args.offset,
-                          filters=filters_from(args), mode=args.mode)
+                          filters=filters_from(args), mode=args.mode, min_score=args.min_score)
     print_hits(hits, args.json)
     return 0
 
@@ -186,7 +186,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise UsageError(f"{', '.join(map(repr, both))} cannot be both liked (--positive) and disliked (--negative).")
     engine = _open_engine(args)
     print_hits(engine.recommend(args.positive, args.negative, limit=args.limit, offset=args.offset,
-                                filters=filters_from(args), mode=args.mode), args.json)
+                                filters=filters_from(args), mode=args.mode, min_score=args.min_score), args.json)
     return 0
 
 

@@ -50,6 +50,27 @@ def add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--year-to", type=int, help="only papers up to this year")
     parser.add_argument("--category", help="only this category (e.g. cs.CV, or cs for all cs.*)")
     parser.add_argument("--author", help="only papers with an author matching this (case-insensitive)")
+    add_min_score(parser)
+
+
+def add_min_score(parser: argparse.ArgumentParser) -> None:
+    """--min-score for the ranking commands (search, related, recommend)."""
+    from search.scores import MIN_SCORE_RANGE
+
+    low, high = MIN_SCORE_RANGE
+
+    def score(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {text}")
+        return value
+
+    parser.add_argument("--min-score", type=score, default=None,
+                        help="end the list at the first hit scoring below this: a cosine in --mode dense, an "
+                             "estimated chance of relevance (0-1) in lexical and hybrid")
 
 
 

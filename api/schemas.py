@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from models.config import Settings
 from models.paper import YEAR_MAX, YEAR_MIN, Hit, Paper
 from models.query import MODES, RELATED_DEFAULT_MODE
+from search.scores import MIN_SCORE_RANGE
 
 # Most paper ids one recommend request may name.
 
@@ -174,6 +175,18 @@ def _integer(**bounds: int) -> Any:
 
 
 Year = _integer(ge=YEAR_MIN, le=YEAR_MAX)
+MIN_SCORE_HELP = ("end the list at the first hit scoring below this: a cosine in mode dense, an estimated "
+                  "chance of relevance (0-1) in lexical and hybrid")
+
+
+def _json_number(value: Any) -> Any:
+    # As for integers: true and "0.5" are not numbers in JSON, so they are a 422, not coerced.
+    if isinstance(value, (bool, str)):
+        raise ValueError(f"must be a number, not {'a boolean' if isinstance(value, bool) else 'a string'}")
+    return value
+
+
+MinScore = Annotated[float, Field(ge=MIN_SCORE_RANGE[0], le=MIN_SCORE_RANGE[1]), BeforeValidator(_json_number)]
 RelatedMode = Literal[MODES]  # type: ignore[valid-type]
 
 
@@ -193,6 +206,7 @@ class RelatedRequest(FilterFields):
     limit: _integer(ge=1) = 10
     offset: _integer(ge=0) = 0
     mode: RelatedMode = Field(RELATED_DEFAULT_MODE, description="ranking method")
+    min_score: MinScore | None = Field(None, description=MIN_SCORE_HELP)
 
 
 class RecommendRequest(FilterFields):
@@ -203,6 +217,7 @@ class RecommendRequest(FilterFields):
     limit: _integer(ge=1) = 10
     offset: _integer(ge=0) = 0
     mode: RelatedMode = Field(RELATED_DEFAULT_MODE, description="ranking method")
+    min_score: MinScore | None = Field(None, description=MIN_SCORE_HELP)
 
 
 def bounded_requests(settings: Settings, modes: tuple[str, ...] = MODES, default_mode: str = RELATED_DEFAULT_MODE,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from models.embedder import Embedder, model_fingerprint
 from models.errors import IndexNotBuilt, InvalidQuery, ModelLoadError, PaperNotFound
 from models.paper import Hit, embed_text
 from models.query import DEFAULT_MODE, RELATED_DEFAULT_MODE, Filters
-from search import checks, fusion, highlight, rank
+from search import checks, fusion, highlight, rank, scores
 from search import related as related_ranking
 from search.lexical import LexicalSearcher, query_terms
 
@@ -134,43 +135,50 @@ class SearchEngine:
     # --- the three entry points -----------------------------------------------------------------
 
     def search(self, query: str, limit: int = 10, offset: int = 0, filters: Filters | None = None,
-               mode: str = DEFAULT_MODE, snippets: bool = True) -> list[Hit]:
+               mode: str = DEFAULT_MODE, snippets: bool = True, min_score: float | None = None) -> list[Hit]:
         """Papers ranked by relevance to a free-text query.
 
         Args:
             mode: "dense" (embedding similarity), "lexical" (BM25) or "hybrid" (both, fused).
             snippets: attach each hit's best-matching abstract sentences, terms in <mark>.
+            min_score: end the list at the first hit scoring below this (search/scores.py says
+                what a score means in each mode).
         """
         text = checks.checked_query(query, self.settings)
         checks.check_page(limit, offset, self.settings)
         checks.check_mode(mode)
+        min_score = checks.checked_min_score(min_score)
         terms = query_terms(text)
         active = filters is not None and filters.active()
         allowed = self.store.filter_rowids(checks.checked_filters(filters, self.settings)) if active else None
-        depth = limit + offset
+        depth = _depth(limit, offset, min_score)
         if mode == "lexical":
-            ranking = self._lexical.top(terms, depth, allowed)
+            rowids, bm25 = self._lexical.top(terms, depth, allowed)
+            ranking = rowids, scores.lexical(bm25, self._attainable(terms), scores.SEARCH_LEXICAL)
         else:
             vector = self.encoder.encode([text], "query")[0]
             if mode == "dense":
                 ranking = self._dense(vector, depth, filters, allowed=allowed)
             else:
                 ranking = self._hybrid(vector, terms, max(depth, HYBRID_DEPTH), filters, allowed)
-        hits = self._hits(*ranking, limit, offset)
+        hits = self._hits(*ranking, limit, offset, min_score)
         if snippets:
             weights = self._lexical.idf(terms)
-            hits = [replace(h, snippet=highlight.snippet(h.paper.abstract, terms, weights)) for h in hits]
+            hits[:] = [replace(h, snippet=highlight.snippet(h.paper.abstract, terms, weights)) for h in hits]
         return hits
 
     def related(self, paper_id: str | None = None, text: str | None = None, limit: int = 10,
-                offset: int = 0, filters: Filters | None = None, mode: str = RELATED_DEFAULT_MODE) -> list[Hit]:
+                offset: int = 0, filters: Filters | None = None, mode: str = RELATED_DEFAULT_MODE,
+                min_score: float | None = None) -> list[Hit]:
         """Papers most similar to a stored paper, or to a pasted abstract; never the paper itself.
 
         Args:
             mode: "dense" (the paper's vector), "lexical" (BM25 over its most distinctive terms)
                 or "hybrid" (both, fused; search/related.py).
+            min_score: end the list at the first hit scoring below this, as in `search`.
         """
         checks.check_page(limit, offset, self.settings)
+        min_score = checks.checked_min_score(min_score)
         if (paper_id is None) == (text is None):
             raise InvalidQuery("Give either a paper id or a text for related papers, not both or neither.")
         checks.check_mode(mode)
@@ -186,24 +194,29 @@ class SearchEngine:
         else:
             texts = [checks.checked_query(text, self.settings)]
             vector = self.encoder.encode(texts, "document")[0] if mode != "lexical" else None
-        return self._hits(*related_ranking.rank_for(self, mode, limit + offset, vector, texts, filters, exclude),
-                          limit, offset)
+        depth = _depth(limit, offset, min_score)
+        return self._hits(*related_ranking.rank_for(self, mode, depth, vector, texts, filters, exclude),
+                          limit, offset, min_score)
 
     def recommend(self, positive: list[str], negative: list[str] = (), limit: int = 10, offset: int = 0,
-                  filters: Filters | None = None, mode: str = RELATED_DEFAULT_MODE) -> list[Hit]:
+                  filters: Filters | None = None, mode: str = RELATED_DEFAULT_MODE,
+                  min_score: float | None = None) -> list[Hit]:
         """Papers like the liked ones and unlike the disliked ones; never any of the inputs.
 
         Args:
             mode: "dense" (the Rocchio vector), "lexical" (BM25 over the liked papers' most
                 distinctive terms) or "hybrid" (both, fused).
+            min_score: end the list at the first hit scoring below this, as in `search`.
         """
         checks.check_page(limit, offset, self.settings)
+        min_score = checks.checked_min_score(min_score)
         checks.check_mode(mode)
         query, wanted = rank.recommendation_query(positive, negative, self.store.embeddings_for)
         exclude = set(self.store.rowids_for(wanted).values())
         texts = [embed_text(paper) for paper in self.store.get_papers(positive).values()] if mode != "dense" else []
-        return self._hits(*related_ranking.rank_for(self, mode, limit + offset, query, texts, filters, exclude),
-                          limit, offset)
+        depth = _depth(limit, offset, min_score)
+        return self._hits(*related_ranking.rank_for(self, mode, depth, query, texts, filters, exclude),
+                          limit, offset, min_score)
 
     def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None,
                       exclude_ids: list[str] = ()) -> list[Hit]:
@@ -218,6 +231,12 @@ class SearchEngine:
 
     def _hybrid(self, vector: np.ndarray, terms: list[str], depth: int, filters: Filters | None,
                 allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """The fused ranking, each hit scored by the calibrated map (search/scores.py)."""
+        evidence = self._hybrid_evidence(vector, terms, depth, filters, allowed)
+        return evidence.rowids, scores.hybrid(evidence, scores.SEARCH_HYBRID)
+
+    def _hybrid_evidence(self, vector: np.ndarray, terms: list[str], depth: int, filters: Filters | None,
+                         allowed: np.ndarray | None) -> scores.Evidence:
         """Dense and BM25 candidates fused by a convex combination of normalised scores.
 
         Papers found only lexically get their exact cosine too, so the dense side is scored over
@@ -225,14 +244,18 @@ class SearchEngine:
         """
         dense_ids, dense_scores = self._dense(vector, depth, filters, allowed=allowed)
         lexical = self._lexical.top(terms, depth, allowed)
-        if len(lexical[0]) == 0:
-            return dense_ids, dense_scores
         extra = np.setdiff1d(lexical[0], dense_ids)
         if len(extra):
             extra, cosines = self._cosines(extra, vector)
             dense_ids = np.concatenate([dense_ids, extra])
             dense_scores = np.concatenate([dense_scores, cosines])
-        return fusion.convex((dense_ids, dense_scores), lexical, HYBRID_ALPHA)
+        rowids = fusion.convex((dense_ids, dense_scores), lexical, HYBRID_ALPHA)[0] if len(lexical[0]) else dense_ids
+        return scores.Evidence(rowids, dict(zip(dense_ids.tolist(), dense_scores.tolist(), strict=True)),
+                               dict(zip(*(side.tolist() for side in lexical), strict=True)), self._attainable(terms))
+
+    def _attainable(self, terms: list[str]) -> float:
+        """The most BM25 a paper could score on the query `terms` (a repeat counts twice)."""
+        return scores.attainable_bm25(self._lexical.idf(terms), Counter(terms))
 
     def _cosines(self, rowids: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cosine of `vector` with the stored vectors of `rowids` (rows the index lacks are dropped)."""
@@ -266,12 +289,19 @@ class SearchEngine:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         return rank.clean(*index.search(query, fetch, self.store.embeddings_by_rowid), exclude)
 
-    def _hits(self, rowids: np.ndarray, scores: np.ndarray, limit: int, offset: int) -> list[Hit]:
-        rowids, scores = rank.page(rowids, scores, limit, offset)
+    def _hits(self, rowids: np.ndarray, scored: np.ndarray, limit: int, offset: int,
+              min_score: float | None = None) -> rank.HitPage:
+        kept = scores.cut(scored, min_score)
+        hits = rank.HitPage(last=min_score is not None and kept <= offset + limit)
+        rowids, scored = rank.page(rowids[:kept], scored[:kept], limit, offset)
         papers = self.store.papers_by_rowid(rowids)
-        hits = []
-        for rowid, score in zip(rowids.tolist(), scores.tolist(), strict=True):
+        for rowid, score in zip(rowids.tolist(), scored.tolist(), strict=True):
             paper = papers.get(rowid)
             if paper is not None:  # deleted after the FAISS snapshot was taken
                 hits.append(Hit(paper=paper, score=score, rank=offset + len(hits) + 1))
         return hits
+
+
+def _depth(limit: int, offset: int, min_score: float | None) -> int:
+    """How deep to rank for a page: one more with a threshold, to know whether the cut ends the list."""
+    return limit + offset + (min_score is not None)
