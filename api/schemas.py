@@ -261,7 +261,7 @@ PAPER_RECORD_SCHEMA: dict[str, Any] = {
         # so its type is not fixed here.
         **{alias: {"description": "the id, when the names before it are absent"}
            for alias in ("paper_id", "_id", "arxiv_id")},
-        "title": {"type": "string", "minLength": 1},
+        "title": {"type": "string", "description": "may be empty or absent when the record has an abstract"},
         "abstract": {**_TEXT_OR_NULL, "description": "also accepted as text or summary"},
         "authors": {**_TEXT_OR_LIST, "description": "a list, or one string split at commas, 'and', ';'"},
         "year": {"anyOf": [{"type": "integer", "minimum": YEAR_MIN, "maximum": YEAR_MAX}, {"type": "string"},
@@ -269,7 +269,6 @@ PAPER_RECORD_SCHEMA: dict[str, Any] = {
         "categories": {**_TEXT_OR_LIST, "description": "a list, or one string split at spaces and commas"},
         "venue": _TEXT_OR_NULL, "url": _TEXT_OR_NULL, "doi": _TEXT_OR_NULL,
     },
-    "required": ["title"],
     "anyOf": [{"required": [name]} for name in ("id", "paper_id", "_id", "arxiv_id")],
 }
 UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
