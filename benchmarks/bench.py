@@ -8,6 +8,7 @@ Also `papersearch bench ...` (same arguments). Sections (run the ones named, def
     scale   the 100k arXiv corpus: startup, latency, memory, recall and lexical engines at scale
     peer    txtai on the same corpus and model files: indexing time, latency, nDCG@10, ratios
     http    the HTTP API at concurrency 1 and 8 (needs api.app.create_app)
+    related related-by-id and recommend latency per mode, hybrid against dense (--related-index)
 
 Example:
     python -m benchmarks.bench encode query --corpus ../shared/data/scifact --sample 300
@@ -28,7 +29,7 @@ from benchmarks.measure import ROOT, load_average
 from benchmarks.tables import Table
 from indexer.store import layout
 
-SECTIONS = ("encode", "query", "ann", "scale", "peer", "http")
+SECTIONS = ("encode", "query", "ann", "scale", "peer", "http", "related")
 DEFAULT_SECTIONS = ("encode", "query", "ann")
 
 
@@ -64,6 +65,9 @@ def build_parser(prog: str = "python -m benchmarks.bench") -> argparse.ArgumentP
     parser.add_argument("--http-search", default=None,
                         help="http section: search route with {query} and {mode}, "
                              "default /search?q={query}&limit=10&mode={mode}")
+    parser.add_argument("--related-index", type=Path, default=None,
+                        help="related section: this index instead of the --corpus one (read only), e.g. a 100k "
+                             "stand-in built with benchmarks/memory_flat.py's StandInEncoder")
     parser.add_argument("--json", type=Path, default=None, help="also write every table to this JSON file")
     return parser
 
@@ -97,7 +101,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.bench"
 
 def _missing_input(sections: list[str], args) -> str | None:
     """What a section needs and cannot find, before anything runs (None when all is there)."""
-    if set(sections) - {"scale"}:  # every other section reads the BEIR corpus
+    reads_corpus = set(sections) - {"scale"} - ({"related"} if args.related_index else set())
+    if reads_corpus:  # every other section reads the BEIR corpus
         for stem in ("corpus", "queries"):
             if not any((args.corpus / f"{stem}{ext}").is_file() for ext in (".jsonl", ".jsonl.gz")):
                 return (f"no {stem}.jsonl(.gz) in {args.corpus}: pass --corpus DIR, a BEIR folder with "

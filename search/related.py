@@ -107,8 +107,12 @@ def rank_for(engine: SearchEngine, mode: str, depth: int, vector: np.ndarray | N
         return engine._dense(vector, depth, filters, exclude)
     active = filters is not None and filters.active()
     allowed = engine.store.filter_rowids(checks.checked_filters(filters, engine.settings)) if active else None
-    boosts = as_boosts(distinctive_terms([query_terms(text) for text in texts], engine._lexical.doc_freqs))
-    attainable = scores.attainable_bm25(engine._lexical.idf(list(boosts)), boosts)
+    texts_terms = [query_terms(text) for text in texts]
+    weights = distinctive_terms(texts_terms, engine._lexical.doc_freqs)
+    boosts = as_boosts(weights)
+    # A term's weight is tf * idf: its idf is at hand without asking the index again.
+    tf = Counter(term for terms in texts_terms for term in terms)
+    attainable = scores.attainable_bm25({term: weight / tf[term] for term, weight in weights.items()}, boosts)
 
     def lexical(k: int) -> Ranking:
         return without(engine._lexical.top(boosts, k + len(exclude), allowed), exclude)
