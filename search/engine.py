@@ -152,19 +152,22 @@ class SearchEngine:
         active = filters is not None and filters.active()
         allowed = self.store.filter_rowids(checks.checked_filters(filters, self.settings)) if active else None
         depth = _depth(limit, offset, min_score)
+        # One idf lookup serves the calibrated score and the snippets.
+        idf = self._lexical.idf(terms) if snippets or mode != "dense" else {}
         if mode == "lexical":
             rowids, bm25 = self._lexical.top(terms, depth, allowed)
-            ranking = rowids, scores.lexical(bm25, self._attainable(terms), scores.SEARCH_LEXICAL)
+            ranking = rowids, scores.lexical(bm25, _attainable(idf, terms), scores.SEARCH_LEXICAL)
         else:
             vector = self.encoder.encode([text], "query")[0]
             if mode == "dense":
                 ranking = self._dense(vector, depth, filters, allowed=allowed)
             else:
-                ranking = self._hybrid(vector, terms, max(depth, HYBRID_DEPTH), filters, allowed)
+                evidence = self._hybrid_evidence(vector, terms, max(depth, HYBRID_DEPTH), filters, allowed,
+                                                 _attainable(idf, terms))
+                ranking = evidence.rowids, scores.hybrid(evidence, scores.SEARCH_HYBRID)
         hits = self._hits(*ranking, limit, offset, min_score)
         if snippets:
-            weights = self._lexical.idf(terms)
-            hits[:] = [replace(h, snippet=highlight.snippet(h.paper.abstract, terms, weights)) for h in hits]
+            hits[:] = [replace(h, snippet=highlight.snippet(h.paper.abstract, terms, idf)) for h in hits]
         return hits
 
     def related(self, paper_id: str | None = None, text: str | None = None, limit: int = 10,
@@ -229,15 +232,10 @@ class SearchEngine:
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _hybrid(self, vector: np.ndarray, terms: list[str], depth: int, filters: Filters | None,
-                allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """The fused ranking, each hit scored by the calibrated map (search/scores.py)."""
-        evidence = self._hybrid_evidence(vector, terms, depth, filters, allowed)
-        return evidence.rowids, scores.hybrid(evidence, scores.SEARCH_HYBRID)
-
     def _hybrid_evidence(self, vector: np.ndarray, terms: list[str], depth: int, filters: Filters | None,
-                         allowed: np.ndarray | None) -> scores.Evidence:
-        """Dense and BM25 candidates fused by a convex combination of normalised scores.
+                         allowed: np.ndarray | None, attainable: float | None = None) -> scores.Evidence:
+        """Dense and BM25 candidates fused by a convex combination of normalised scores; each hit is
+        then scored by the calibrated map (search/scores.py) with the query's `attainable` BM25.
 
         Papers found only lexically get their exact cosine too, so the dense side is scored over
         the whole candidate set; BM25 keeps 0 (no match) as its floor.
@@ -251,11 +249,8 @@ class SearchEngine:
             dense_scores = np.concatenate([dense_scores, cosines])
         rowids = fusion.convex((dense_ids, dense_scores), lexical, HYBRID_ALPHA)[0] if len(lexical[0]) else dense_ids
         return scores.Evidence(rowids, dict(zip(dense_ids.tolist(), dense_scores.tolist(), strict=True)),
-                               dict(zip(*(side.tolist() for side in lexical), strict=True)), self._attainable(terms))
-
-    def _attainable(self, terms: list[str]) -> float:
-        """The most BM25 a paper could score on the query `terms` (a repeat counts twice)."""
-        return scores.attainable_bm25(self._lexical.idf(terms), Counter(terms))
+                               dict(zip(*(side.tolist() for side in lexical), strict=True)),
+                               _attainable(self._lexical.idf(terms), terms) if attainable is None else attainable)
 
     def _cosines(self, rowids: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cosine of `vector` with the stored vectors of `rowids` (rows the index lacks are dropped)."""
@@ -300,6 +295,11 @@ class SearchEngine:
             if paper is not None:  # deleted after the FAISS snapshot was taken
                 hits.append(Hit(paper=paper, score=score, rank=offset + len(hits) + 1))
         return hits
+
+
+def _attainable(idf: dict[str, float], terms: list[str]) -> float:
+    """The most BM25 a paper could score on the query `terms` (a repeat counts twice)."""
+    return scores.attainable_bm25(idf, Counter(terms))
 
 
 def _depth(limit: int, offset: int, min_score: float | None) -> int:
