@@ -124,16 +124,18 @@ def rank_for(engine: SearchEngine, mode: str, depth: int, vector: np.ndarray | N
         rowids, bm25 = lexical(depth)
         return rowids, scores.lexical(bm25, attainable, scores.RELATED_LEXICAL)
     evidence = fused_evidence(engine, vector, dense(max(depth, RELATED_DEPTH)), lexical(max(depth, RELATED_DEPTH)),
-                              attainable)
+                              attainable, depth)
     return evidence.rowids, scores.hybrid(evidence, scores.RELATED_HYBRID)
 
 
 def fused_evidence(engine: SearchEngine, vector: np.ndarray, dense: Ranking, lexical: Ranking,
-                   attainable: float) -> scores.Evidence:
-    """The RRF order of the two sides, with the exact cosine of every candidate and the BM25 scores."""
+                   attainable: float, depth: int) -> scores.Evidence:
+    """The RRF order of the two sides, with the BM25 scores and the exact cosines of the dense
+    candidates and of the lexical-only ones among the first `depth` (RRF needs no cosine, and only
+    hits down to the page are shown or cut; their running-minimum scores depend on nothing below)."""
+    rowids = fuse(dense, lexical)[0]
     cosines = dict(zip(*(side.tolist() for side in dense), strict=True))
-    extra = np.setdiff1d(lexical[0], dense[0])
+    extra = np.setdiff1d(rowids[:depth], dense[0])
     if len(extra):
         cosines.update(zip(*(side.tolist() for side in engine._cosines(extra, vector)), strict=True))
-    return scores.Evidence(fuse(dense, lexical)[0], cosines, dict(zip(*(side.tolist() for side in lexical),
-                                                                        strict=True)), attainable)
+    return scores.Evidence(rowids, cosines, dict(zip(*(side.tolist() for side in lexical), strict=True)), attainable)
