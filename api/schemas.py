@@ -269,7 +269,12 @@ PAPER_RECORD_SCHEMA: dict[str, Any] = {
         "categories": {**_TEXT_OR_LIST, "description": "a list, or one string split at spaces and commas"},
         "venue": _TEXT_OR_NULL, "url": _TEXT_OR_NULL, "doi": _TEXT_OR_NULL,
     },
-    "anyOf": [{"required": [name]} for name in ("id", "paper_id", "_id", "arxiv_id")],
+    "allOf": [
+        {"anyOf": [{"required": [name]} for name in ("id", "paper_id", "_id", "arxiv_id")]},
+        # Something to search: a title, or an abstract (under any of its names) when the title is empty.
+        {"anyOf": [{"required": [name], "properties": {name: {"type": "string", "minLength": 1}}}
+                   for name in ("title", "abstract", "text", "summary")]},
+    ],
 }
 UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/json": {

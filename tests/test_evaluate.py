@@ -218,3 +218,13 @@ def test_eval_leaves_out_documents_without_any_text_with_a_note(tmp_path, capsys
         assert json.loads(capsys.readouterr().out)["ndcg_at_10"] == pytest.approx(1.0)
         assert "2 corpus document(s) hold no text at all and are left out" in caplog.text
         caplog.clear()
+
+
+def test_the_upload_schema_takes_an_untitled_record_with_an_abstract():
+    jsonschema_rs = pytest.importorskip("jsonschema_rs")  # comes with schemathesis (the test extra)
+    from api.schemas import PAPER_RECORD_SCHEMA
+
+    valid = jsonschema_rs.validator_for(PAPER_RECORD_SCHEMA).is_valid
+    assert valid({"id": "d1", "abstract": "Only an abstract."})
+    assert valid({"_id": "d2", "title": "", "text": "BEIR text."})
+    assert not valid({"id": "d3", "title": ""}) and not valid({"id": "d4"})
