@@ -30,6 +30,8 @@ from api.routes_export import ExportFormat
 from api.routes_pages import PAGE_CSP, STATIC_DIR  # noqa: F401  (part of this module's surface)
 from api.schemas import (
     ERROR_RESPONSES,
+    MIN_SCORE_HELP,
+    MIN_SCORE_RANGE,
     UPLOAD_BODY,
     VERSIONS_HELP,
     WRITE_ERROR_RESPONSES,
@@ -157,7 +159,8 @@ def _faceted(engine):
 
 
 def _page(hits, limit: int, offset: int, started: float, max_offset: int) -> dict:
-    full = len(hits) == limit and offset + limit <= max_offset
+    # A min_score cut that ends the list on this page leaves no next page (search.rank.HitPage).
+    full = len(hits) == limit and offset + limit <= max_offset and not getattr(hits, "last", False)
     return {"limit": limit, "offset": offset, "took_ms": round((time.perf_counter() - started) * 1000, 2),
             "next_offset": offset + limit if full else None, "results": [HitOut.from_hit(h) for h in hits]}
 
@@ -170,6 +173,7 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
     Limit = Annotated[int, Query(ge=1, le=settings.max_limit, description="results per page")]
     Offset = Annotated[int, Query(ge=0, le=settings.max_offset, description="results to skip (paging)")]
     Mode = Literal[service.modes]  # type: ignore[valid-type]  # the engine's modes, whatever they are
+    MinScore = Annotated[float | None, Query(ge=MIN_SCORE_RANGE[0], le=MIN_SCORE_RANGE[1], description=MIN_SCORE_HELP)]
     RelatedRequest, RecommendRequest = bounded_requests(settings, service.modes, service.related_default_mode)
     filters_from_query = filter_params(settings)
 
@@ -188,17 +192,18 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
                                             + ", ".join(FACET_FIELDS))] = None,
         sort: Annotated[Literal[SORTS], Query(description="relevance, or date (newest first "  # type: ignore[valid-type]
                                                           "among the candidates)")] = "relevance",
+        min_score: MinScore = None,
     ):
         """Papers ranked by relevance to a free-text query. Pages are stable and never overlap."""
         started = time.perf_counter()
         with service.reading() as engine:
             if facets is None and sort == "relevance":
                 hits, counts = engine.search(q, limit=limit, offset=offset, filters=filters, mode=mode,
-                                             snippets=snippets), None
+                                             snippets=snippets, min_score=min_score), None
             else:
                 hits, counts = _faceted(engine).search_with_facets(
                     q, limit=limit, offset=offset, filters=filters, mode=mode, snippets=snippets,
-                    facets=facets or (), sort=sort)
+                    facets=facets or (), sort=sort, min_score=min_score)
         if fmt != JSON:
             return export_response(fmt, hits, "search")
         return {"query": q, "mode": mode, "sort": sort, "facets": counts,
@@ -209,11 +214,13 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
                 responses=EXPORT_RESPONSES)
     def related_to_paper(service: Service, paper_id: str, filters: Annotated[Filters, Depends(filters_from_query)],
                          fmt: ExportFormat, limit: Limit = 10, offset: Offset = 0,
-                         mode: Annotated[Mode, Query(description="ranking method")] = service.related_default_mode):
+                         mode: Annotated[Mode, Query(description="ranking method")] = service.related_default_mode,
+                         min_score: MinScore = None):
         """Papers related to a stored paper; never the paper itself."""
         started = time.perf_counter()
         with service.reading() as engine:
-            hits = engine.related(paper_id=paper_id, limit=limit, offset=offset, filters=filters, mode=mode)
+            hits = engine.related(paper_id=paper_id, limit=limit, offset=offset, filters=filters, mode=mode,
+                                  min_score=min_score)
         if fmt != JSON:
             return export_response(fmt, hits, "related")
         return {"paper_id": paper_id, **_page(hits, limit, offset, started, settings.max_offset)}
@@ -234,7 +241,7 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
         started = time.perf_counter()
         with service.reading() as engine:
             hits = engine.related(text=body.text, limit=body.limit, offset=body.offset, filters=filters,
-                                  mode=body.mode)
+                                  mode=body.mode, min_score=body.min_score)
         if fmt != JSON:
             return export_response(fmt, hits, "related")
         return {"paper_id": None, **_page(hits, body.limit, body.offset, started, settings.max_offset)}
@@ -261,14 +268,14 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
                 if not hasattr(engine, "recommend_library"):
                     raise ApiError(400, "invalid_request", "Library recommendations need one index, not shards.")
                 hits, match = engine.recommend_library(entries, body.negative, limit=body.limit, offset=body.offset,
-                                                       filters=filters, mode=body.mode)
+                                                       filters=filters, mode=body.mode, min_score=body.min_score)
             positive = list(dict.fromkeys(match.matched.values()))
             library = {**match.counts(), "rejected": len(rejected), "rejections": rejected[:20]}
         else:
             positive = body.positive
             with service.reading() as engine:
                 hits = engine.recommend(body.positive, body.negative, limit=body.limit, offset=body.offset,
-                                        filters=filters, mode=body.mode)
+                                        filters=filters, mode=body.mode, min_score=body.min_score)
         if fmt != JSON:
             return export_response(fmt, hits, "recommend")
         page = _page(hits, body.limit, body.offset, started, settings.max_offset)

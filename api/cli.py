@@ -175,7 +175,8 @@ def _open_engine(args: argparse.Namespace):
 def cmd_search(args: argparse.Namespace) -> int:
     engine = _open_engine(args)
     print_hits(engine.search(args.query, limit=args.limit, offset=args.offset, filters=filters_from(args),
-                              mode=args.mode, snippets=args.snippets), args.json, args.output_format)
+                              mode=args.mode, snippets=args.snippets, min_score=args.min_score), args.json,
+               args.output_format)
     return 0
 
 
@@ -187,7 +188,7 @@ def cmd_related(args: argparse.Namespace) -> int:
         raise PaperSearchError("Give a paper id, or --text with an abstract. Example: " + EXAMPLES["related"])
     engine = _open_engine(args)
     hits = engine.related(paper_id=args.paper_id, text=text, limit=args.limit, offset=args.offset,
-                          filters=filters_from(args), mode=args.mode)
+                          filters=filters_from(args), mode=args.mode, min_score=args.min_score)
     print_hits(hits, args.json, args.output_format)
     return 0
 
@@ -202,7 +203,8 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         raise UsageError("give liked papers: --positive ID ... or --library FILE. Example: " + EXAMPLES["recommend"])
     engine = _open_engine(args)
     print_hits(engine.recommend(args.positive, args.negative, limit=args.limit, offset=args.offset,
-                                filters=filters_from(args), mode=args.mode), args.json, args.output_format)
+                                filters=filters_from(args), mode=args.mode, min_score=args.min_score), args.json,
+               args.output_format)
     return 0
 
 
@@ -221,7 +223,7 @@ def cmd_recommend_library(args: argparse.Namespace) -> int:
         print(rejection, file=sys.stderr)
     engine = _open_engine(args)
     hits, match = engine.recommend_library(entries, args.negative, limit=args.limit, offset=args.offset,
-                                           filters=filters_from(args), mode=args.mode)
+                                           filters=filters_from(args), mode=args.mode, min_score=args.min_score)
     counts = {**match.counts(), "rejected": len(rejected)}
     if not args.quiet:
         print(f"{args.library}: {counts['entries']} entries, {counts['matched']} in the index, {counts['unmatched']} "

@@ -53,6 +53,27 @@ def add_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--author", help="only papers with an author matching this (case-insensitive)")
     parser.add_argument("--all-versions", action="store_true",
                         help="show every version of a work (preprint and published), not only the best-ranked")
+    add_min_score(parser)
+
+
+def add_min_score(parser: argparse.ArgumentParser) -> None:
+    """--min-score for the ranking commands (search, related, recommend)."""
+    from search.scores import MIN_SCORE_RANGE
+
+    low, high = MIN_SCORE_RANGE
+
+    def score(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}, got {text}")
+        return value
+
+    parser.add_argument("--min-score", type=score, default=None,
+                        help="end the list at the first hit scoring below this: a cosine in --mode dense, an "
+                             "estimated chance of relevance (0-1) in lexical and hybrid")
 
 
 def add_output_format(parser: argparse.ArgumentParser) -> None:

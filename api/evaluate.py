@@ -16,10 +16,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from indexer.records import NO_TEXT
 from indexer.store import layout
 from models.config import Settings
 from models.embedder import Embedder
@@ -30,6 +32,8 @@ from search.metrics import score_run
 # What one indexing of a corpus leaves beside the index, so the next run reuses it.
 _BUILT_MARKER = "built.json"
 _SEARCH_DEPTH = 100  # Recall@100 needs the top 100
+
+log = logging.getLogger("papersearch")
 
 
 @dataclass
@@ -171,14 +175,31 @@ def prepare_index(dataset: BeirDataset, settings: Settings, embedder: Embedder) 
     index_dir = folder / "index"
     marker = folder / _BUILT_MARKER
     if marker.is_file() and layout.db_file(index_dir).is_file():
+        _note_empty(dataset, json.loads(marker.read_text()).get("empty_documents", []))
         return index_dir
     # index_file is incremental: an index copied in under this key re-embeds nothing.
     report = index_file(Settings(index_dir=index_dir, model=embedder.name, batch_size=settings.batch_size,
                                  index_type="flat"), dataset.corpus_path, fmt="beir", embedder=embedder)
+    # A document with neither title nor text (Cranfield has two) cannot be found by any ranking: it
+    # is left out with a note. Any other rejection would make a ranking look poorer than it is (a
+    # judged paper missing is never found), so eval refuses, and writes no marker, until it is fixed.
+    empty = [str(r) for r in report.rejected if r.reason.endswith(NO_TEXT)]
+    others = [r for r in report.rejected if not r.reason.endswith(NO_TEXT)]
+    if others:
+        raise InvalidInput(f"{dataset.corpus_path}: {len(others)} corpus record(s) could not be indexed, "
+                           f"so eval would score a partial corpus; the first: {others[0]}")
+    _note_empty(dataset, empty)
     marker.write_text(json.dumps({"corpus": str(dataset.corpus_path), "model": embedder.name,
                                   "indexed": report.indexed, "unchanged": report.unchanged,
-                                  "rejected": len(report.rejected), "seconds": round(report.seconds, 1)}) + "\n")
+                                  "rejected": len(report.rejected), "empty_documents": empty,
+                                  "seconds": round(report.seconds, 1)}) + "\n")
     return index_dir
+
+
+def _note_empty(dataset: BeirDataset, empty: list[str]) -> None:
+    if empty:
+        log.warning("note: %s: %d corpus document(s) hold no text at all and are left out (the first: %s)",
+                    dataset.corpus_path, len(empty), empty[0])
 
 
 # --- running ----------------------------------------------------------------------------------------

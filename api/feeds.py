@@ -167,34 +167,28 @@ def _record_date(text: str, year: int | None) -> datetime | None:
 # --- choosing the entries -------------------------------------------------------------------------
 
 
-def above_threshold(hits: list[Hit], min_score: float) -> list[Hit]:
-    """The hits scoring at least `min_score`. The one place the threshold is applied: once the
-    engine takes `min_score` itself (branch quality), this becomes that keyword."""
-    return [hit for hit in hits if hit.score >= min_score]
-
-
 def ranked_candidates(engine, request: FeedRequest) -> list[Hit]:
-    """The engine's ranking for `request`, best first, while scores stay at or above the threshold."""
+    """The engine's ranking for `request`, best first, cut by the engine at the threshold."""
     page_size = min(100, engine.settings.max_limit)
     rank: Callable[[int], list[Hit]]
     if request.kind == "search":
         def rank(offset):
             return engine.search(request.query, limit=page_size, offset=offset, filters=request.filters,
-                                 mode=request.mode, snippets=False)
+                                 mode=request.mode, snippets=False, min_score=request.min_score)
     elif request.kind == "related":
         def rank(offset):
             return engine.related(paper_id=request.paper_id, limit=page_size, offset=offset,
-                                  filters=request.filters, mode=request.mode)
+                                  filters=request.filters, mode=request.mode, min_score=request.min_score)
     else:
         def rank(offset):
             return engine.recommend(list(request.positive), list(request.negative), limit=page_size,
-                                    offset=offset, filters=request.filters, mode=request.mode)
+                                    offset=offset, filters=request.filters, mode=request.mode,
+                                    min_score=request.min_score)
     found: list[Hit] = []
     while len(found) < MAX_CANDIDATES and len(found) <= engine.settings.max_offset:
         page = rank(len(found))
-        kept = above_threshold(page, request.min_score)
-        found.extend(kept)
-        if len(kept) < page_size:  # a score fell below the threshold, or the ranking ended
+        found.extend(page)
+        if len(page) < page_size or getattr(page, "last", False):  # the threshold or the ranking ended it
             break
     return found
 

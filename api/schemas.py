@@ -14,6 +14,7 @@ from indexer.library_formats import LIBRARY_FORMATS
 from models.config import Settings
 from models.paper import YEAR_MAX, YEAR_MIN, Hit, Paper
 from models.query import MODES, RELATED_DEFAULT_MODE
+from search.scores import MIN_SCORE_RANGE
 
 # Most paper ids one recommend request may name.
 
@@ -208,6 +209,18 @@ def _integer(**bounds: int) -> Any:
 
 
 Year = _integer(ge=YEAR_MIN, le=YEAR_MAX)
+MIN_SCORE_HELP = ("end the list at the first hit scoring below this: a cosine in mode dense, an estimated "
+                  "chance of relevance (0-1) in lexical and hybrid")
+
+
+def _json_number(value: Any) -> Any:
+    # As for integers: true and "0.5" are not numbers in JSON, so they are a 422, not coerced.
+    if isinstance(value, (bool, str)):
+        raise ValueError(f"must be a number, not {'a boolean' if isinstance(value, bool) else 'a string'}")
+    return value
+
+
+MinScore = Annotated[float, Field(ge=MIN_SCORE_RANGE[0], le=MIN_SCORE_RANGE[1]), BeforeValidator(_json_number)]
 RelatedMode = Literal[MODES]  # type: ignore[valid-type]
 # One hit per work (the best-ranked version) or every version of it.
 Versions = Literal["one", "all"]
@@ -231,6 +244,7 @@ class RelatedRequest(FilterFields):
     limit: _integer(ge=1) = 10
     offset: _integer(ge=0) = 0
     mode: RelatedMode = Field(RELATED_DEFAULT_MODE, description="ranking method")
+    min_score: MinScore | None = Field(None, description=MIN_SCORE_HELP)
 
 
 class RecommendRequest(FilterFields):
@@ -246,6 +260,7 @@ class RecommendRequest(FilterFields):
     limit: _integer(ge=1) = 10
     offset: _integer(ge=0) = 0
     mode: RelatedMode = Field(RELATED_DEFAULT_MODE, description="ranking method")
+    min_score: MinScore | None = Field(None, description=MIN_SCORE_HELP)
 
     @model_validator(mode="after")
     def _liked_papers(self):
@@ -297,7 +312,7 @@ PAPER_RECORD_SCHEMA: dict[str, Any] = {
         # so its type is not fixed here.
         **{alias: {"description": "the id, when the names before it are absent"}
            for alias in ("paper_id", "_id", "arxiv_id")},
-        "title": {"type": "string", "minLength": 1},
+        "title": {"type": "string", "description": "may be empty or absent when the record has an abstract"},
         "abstract": {**_TEXT_OR_NULL, "description": "also accepted as text or summary"},
         "authors": {**_TEXT_OR_LIST, "description": "a list, or one string split at commas, 'and', ';'"},
         "year": {"anyOf": [{"type": "integer", "minimum": YEAR_MIN, "maximum": YEAR_MAX}, {"type": "string"},
@@ -305,8 +320,12 @@ PAPER_RECORD_SCHEMA: dict[str, Any] = {
         "categories": {**_TEXT_OR_LIST, "description": "a list, or one string split at spaces and commas"},
         "venue": _TEXT_OR_NULL, "url": _TEXT_OR_NULL, "doi": _TEXT_OR_NULL,
     },
-    "required": ["title"],
-    "anyOf": [{"required": [name]} for name in ("id", "paper_id", "_id", "arxiv_id")],
+    "allOf": [
+        {"anyOf": [{"required": [name]} for name in ("id", "paper_id", "_id", "arxiv_id")]},
+        # Something to search: a title, or an abstract (under any of its names) when the title is empty.
+        {"anyOf": [{"required": [name], "properties": {name: {"type": "string", "minLength": 1}}}
+                   for name in ("title", "abstract", "text", "summary")]},
+    ],
 }
 UPLOAD_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/json": {

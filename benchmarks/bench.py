@@ -12,6 +12,7 @@ Also `papersearch bench ...` (same arguments). Sections (run the ones named, def
     feeds   a feed reader's poll over HTTP: fresh document, cached 200, 304 (sample or --index)
     mcp     `papersearch mcp` round trip per tool over stdio (sample or --index)
     facets  hybrid/dense/lexical search with and without facets and sort=date, on the scale index
+    related related-by-id and recommend latency per mode, hybrid against dense (--related-index)
 
 Example:
     python -m benchmarks.bench encode query --corpus ../shared/data/scifact --sample 300
@@ -32,7 +33,7 @@ from benchmarks.measure import ROOT, load_average
 from benchmarks.tables import Table
 from indexer.store import layout
 
-SECTIONS = ("encode", "query", "ann", "scale", "peer", "http", "feeds", "mcp", "facets")
+SECTIONS = ("encode", "query", "ann", "scale", "peer", "http", "feeds", "mcp", "facets", "related")
 DEFAULT_SECTIONS = ("encode", "query", "ann")
 
 
@@ -68,6 +69,9 @@ def build_parser(prog: str = "python -m benchmarks.bench") -> argparse.ArgumentP
     parser.add_argument("--http-search", default=None,
                         help="http section: search route with {query} and {mode}, "
                              "default /search?q={query}&limit=10&mode={mode}")
+    parser.add_argument("--related-index", type=Path, default=None,
+                        help="related section: this index instead of the --corpus one (read only), e.g. a 100k "
+                             "stand-in built with benchmarks/memory_flat.py's StandInEncoder")
     parser.add_argument("--json", type=Path, default=None, help="also write every table to this JSON file")
     return parser
 
@@ -101,7 +105,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.bench"
 
 def _missing_input(sections: list[str], args) -> str | None:
     """What a section needs and cannot find, before anything runs (None when all is there)."""
-    if set(sections) - {"scale", "feeds", "mcp", "facets"}:  # every other section reads the BEIR corpus
+    reads_corpus = (set(sections) - {"scale", "feeds", "mcp", "facets"}
+                    - ({"related"} if args.related_index else set()))
+    if reads_corpus:  # every other section reads the BEIR corpus
         for stem in ("corpus", "queries"):
             if not any((args.corpus / f"{stem}{ext}").is_file() for ext in (".jsonl", ".jsonl.gz")):
                 return (f"no {stem}.jsonl(.gz) in {args.corpus}: pass --corpus DIR, a BEIR folder with "

@@ -7,6 +7,7 @@ record means the same everywhere. What is decided here, once:
 - shapes: ids may be integers, authors and categories a list or one string to split, arXiv's
   `authors_parsed` lists become "First Last", years may be text holding a year;
 - text: control characters are dropped and whitespace stripped in the known text fields;
+- a paper needs a title or an abstract; with only an abstract the title is "" (BEIR corpora);
 - lone UTF-16 surrogates anywhere (keys too) reject the record: they are not Unicode text, and
   SQLite, UTF-8 and the JSON answer would all fail on them later;
 - NaN and +-Infinity anywhere (extra fields too) become null: some dumps write them for
@@ -27,6 +28,8 @@ from models.paper import YEAR_MAX, YEAR_MIN, Paper
 
 __all__ = ["LONE_SURROGATE", "Parsed", "Rejection", "decode", "json_type", "raw_id", "to_paper"]
 
+# Ends the reason of a record with neither title nor abstract: nothing in it could be searched.
+NO_TEXT = " and no abstract"
 # Input field -> Paper field. The first alias present wins.
 _ALIASES: dict[str, tuple[str, ...]] = {
     "paper_id": ("id", "paper_id", "_id", "arxiv_id"),
@@ -220,12 +223,12 @@ def to_paper(record: Any, fmt: str = "jsonl") -> Paper:
         values["year"] = record["date"] if _YEAR_IN_TEXT.search(record["date"]) else None
 
     paper_id = _as_id(values["paper_id"])
-    if values["title"] is None:
-        raise InvalidInput(f"paper {paper_id!r}: missing title")
-    title = _as_text("title", values["title"])
-    if not title:
-        raise InvalidInput(f"paper {paper_id!r}: empty title")
     abstract = _as_text("abstract", values["abstract"]) if values["abstract"] is not None else ""
+    # The abstract alone is enough to search (many BEIR corpora leave titles empty); the title
+    # then stays "" and the embedded text is the abstract.
+    title = _as_text("title", values["title"]) if values["title"] is not None else ""
+    if not title and not abstract:
+        raise InvalidInput(f"paper {paper_id!r}: {'missing' if values['title'] is None else 'empty'} title{NO_TEXT}")
 
     def optional_text(field: str) -> str | None:
         value = values[field]

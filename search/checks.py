@@ -12,6 +12,7 @@ from models.config import Settings
 from models.errors import InvalidQuery
 from models.paper import YEAR_MAX, YEAR_MIN
 from models.query import MODES, Filters
+from search.scores import MIN_SCORE_RANGE
 
 # Lone UTF-16 surrogates (from JSON "\ud800" escapes) are not text; the tokenizer refuses them.
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -57,3 +58,13 @@ def check_mode(mode: str) -> None:
     """A ranking the engine offers (search, related and recommend share them)."""
     if mode not in MODES:
         raise InvalidQuery(f"Unknown mode {mode!r}; choose one of: {', '.join(MODES)}.")
+
+
+def checked_min_score(min_score: float | None) -> float | None:
+    """None, or a number in the range every mode's scores share (search/scores.py)."""
+    if min_score is None:
+        return None
+    low, high = MIN_SCORE_RANGE
+    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not low <= min_score <= high:
+        raise InvalidQuery(f"min_score must be a number between {low:g} and {high:g}, got {min_score!r:.40}.")
+    return float(min_score)

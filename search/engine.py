@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +24,7 @@ from models.embedder import Embedder, model_fingerprint
 from models.errors import IndexNotBuilt, InvalidInput, InvalidQuery, ModelLoadError, PaperNotFound
 from models.paper import Hit, Paper, embed_text
 from models.query import DEFAULT_MODE, RELATED_DEFAULT_MODE, Filters
-from search import checks, fusion, highlight, rank, versions
+from search import checks, fusion, highlight, rank, scores, versions
 from search import facets as facet_counts
 from search import related as related_ranking
 from search.lexical import LexicalSearcher, query_terms
@@ -144,18 +145,21 @@ class SearchEngine:
     # --- the three entry points -----------------------------------------------------------------
 
     def search(self, query: str, limit: int = 10, offset: int = 0, filters: Filters | None = None,
-               mode: str = DEFAULT_MODE, snippets: bool = True) -> list[Hit]:
+               mode: str = DEFAULT_MODE, snippets: bool = True, min_score: float | None = None) -> list[Hit]:
         """Papers ranked by relevance to a free-text query.
 
         Args:
             mode: "dense" (embedding similarity), "lexical" (BM25) or "hybrid" (both, fused).
             snippets: attach each hit's best-matching abstract sentences, terms in <mark>.
+            min_score: end the list at the first hit scoring below this (search/scores.py says
+                what a score means in each mode).
         """
-        return self.search_with_facets(query, limit, offset, filters, mode, snippets)[0]
+        return self.search_with_facets(query, limit, offset, filters, mode, snippets, min_score=min_score)[0]
 
     def search_with_facets(self, query: str, limit: int = 10, offset: int = 0, filters: Filters | None = None,
                            mode: str = DEFAULT_MODE, snippets: bool = True, facets: Sequence[str] = (),
-                           sort: str = "relevance") -> tuple[list[Hit], dict[str, list[dict]]]:
+                           sort: str = "relevance", min_score: float | None = None,
+                           ) -> tuple[list[Hit], dict[str, list[dict]]]:
         """`search`, plus counts by `facets` (search/facets.py) over the candidates the ranking
         considered, and `sort="date"` (newest first among those candidates)."""
         text = checks.checked_query(query, self.settings)
@@ -163,9 +167,12 @@ class SearchEngine:
         checks.check_mode(mode)
         facets = facet_counts.checked_facets(facets)
         facet_counts.check_sort(sort)
+        min_score = checks.checked_min_score(min_score)
         terms = query_terms(text)
         active = filters is not None and filters.active()
         allowed = self.store.filter_rowids(checks.checked_filters(filters, self.settings)) if active else None
+        # One idf lookup serves the calibrated score and the snippets.
+        idf = self._lexical.idf(terms) if snippets or mode != "dense" else {}
         vector = self.encoder.encode([text], "query")[0] if mode != "lexical" else None
         # Facets count, and a date sort orders, at least FACET_DEPTH candidates in every mode.
         floor = facet_counts.FACET_DEPTH if facet_counts.needs_candidates(facets, sort) else 0
@@ -175,29 +182,36 @@ class SearchEngine:
             nonlocal counts
             depth = max(depth, floor)
             if mode == "lexical":
-                found = self._lexical.top(terms, depth, allowed)
+                rowids, bm25 = self._lexical.top(terms, depth, allowed)
+                found = rowids, scores.lexical(bm25, _attainable(idf, terms), scores.SEARCH_LEXICAL)
             elif mode == "dense":
                 found = self._dense(vector, depth, filters, allowed=allowed)
             else:
-                found = self._hybrid(vector, terms, max(depth, HYBRID_DEPTH), filters, allowed)
-            rowids, scores, counts = facet_counts.apply(self.store, *found, facets, sort)
-            return rowids, scores
+                evidence = self._hybrid_evidence(vector, terms, max(depth, HYBRID_DEPTH), filters, allowed,
+                                                 _attainable(idf, terms))
+                found = evidence.rowids, scores.hybrid(evidence, scores.SEARCH_HYBRID)
+            # The threshold first: a date sort reorders only the hits that pass it.
+            kept = scores.cut(found[1], min_score)
+            rowids, scored, counts = facet_counts.apply(self.store, found[0][:kept], found[1][:kept], facets, sort)
+            return rowids, scored
 
-        hits = self._page(ranking, limit, offset, filters)
+        hits = self._page(ranking, limit, offset, filters, min_score=min_score)
         if snippets:
-            weights = self._lexical.idf(terms)
-            hits = [replace(h, snippet=highlight.snippet(h.paper.abstract, terms, weights)) for h in hits]
+            hits[:] = [replace(h, snippet=highlight.snippet(h.paper.abstract, terms, idf)) for h in hits]
         return hits, counts
 
     def related(self, paper_id: str | None = None, text: str | None = None, limit: int = 10,
-                offset: int = 0, filters: Filters | None = None, mode: str = RELATED_DEFAULT_MODE) -> list[Hit]:
+                offset: int = 0, filters: Filters | None = None, mode: str = RELATED_DEFAULT_MODE,
+                min_score: float | None = None) -> list[Hit]:
         """Papers most similar to a stored paper, or to a pasted abstract; never the paper itself.
 
         Args:
             mode: "dense" (the paper's vector), "lexical" (BM25 over its most distinctive terms)
                 or "hybrid" (both, fused; search/related.py).
+            min_score: end the list at the first hit scoring below this, as in `search`.
         """
         checks.check_page(limit, offset, self.settings)
+        min_score = checks.checked_min_score(min_score)
         if (paper_id is None) == (text is None):
             raise InvalidQuery("Give either a paper id or a text for related papers, not both or neither.")
         checks.check_mode(mode)
@@ -214,19 +228,22 @@ class SearchEngine:
             texts = [checks.checked_query(text, self.settings)]
             vector = self.encoder.encode(texts, "document")[0] if mode != "lexical" else None
         return self._page(lambda depth: related_ranking.rank_for(self, mode, depth, vector, texts, filters, exclude),
-                          limit, offset, filters, inputs=[paper_id] if paper_id is not None else [])
+                          limit, offset, filters, inputs=[paper_id] if paper_id is not None else [],
+                          min_score=min_score)
 
     def recommend(self, positive: list[str], negative: list[str] = (), limit: int = 10, offset: int = 0,
                   filters: Filters | None = None, mode: str = RELATED_DEFAULT_MODE,
-                  unindexed: list[Paper] = ()) -> list[Hit]:
+                  unindexed: list[Paper] = (), min_score: float | None = None) -> list[Hit]:
         """Papers like the liked ones and unlike the disliked ones; never any of the inputs.
 
         Args:
             mode: "dense" (the Rocchio vector), "lexical" (BM25 over the liked papers' most
                 distinctive terms) or "hybrid" (both, fused).
             unindexed: liked papers that are not in the index, embedded from their own text.
+            min_score: end the list at the first hit scoring below this, as in `search`.
         """
         checks.check_page(limit, offset, self.settings)
+        min_score = checks.checked_min_score(min_score)
         checks.check_mode(mode)
         own_texts = [embed_text(paper) for paper in unindexed]
         extra = self.encoder.encode(own_texts, "document") if own_texts else None
@@ -235,11 +252,11 @@ class SearchEngine:
         texts = [embed_text(paper) for paper in self.store.get_papers(positive).values()] if mode != "dense" else []
         texts += own_texts if mode != "dense" else []
         return self._page(lambda depth: related_ranking.rank_for(self, mode, depth, query, texts, filters, exclude),
-                          limit, offset, filters, inputs=wanted)
+                          limit, offset, filters, inputs=wanted, min_score=min_score)
 
     def recommend_library(self, entries: list[Paper], negative: list[str] = (), limit: int = 10, offset: int = 0,
                           filters: Filters | None = None, mode: str = RELATED_DEFAULT_MODE,
-                          ) -> tuple[list[Hit], LibraryMatch]:
+                          min_score: float | None = None) -> tuple[list[Hit], LibraryMatch]:
         """Papers most like a reference library's entries that the library does not hold.
 
         Entries found in the index (search/library.py) are liked papers; the others are liked
@@ -250,7 +267,7 @@ class SearchEngine:
                                "has a title or abstract of its own.")
         match = match_library(self, entries)
         hits = self.recommend(list(dict.fromkeys(match.matched.values())), negative, limit, offset, filters, mode,
-                              unindexed=match.unmatched)
+                              unindexed=match.unmatched, min_score=min_score)
         return hits, match
 
     def search_vector(self, vector: np.ndarray, k: int = 10, filters: Filters | None = None,
@@ -264,23 +281,25 @@ class SearchEngine:
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _hybrid(self, vector: np.ndarray, terms: list[str], depth: int, filters: Filters | None,
-                allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Dense and BM25 candidates fused by a convex combination of normalised scores.
+    def _hybrid_evidence(self, vector: np.ndarray, terms: list[str], depth: int, filters: Filters | None,
+                         allowed: np.ndarray | None, attainable: float | None = None) -> scores.Evidence:
+        """Dense and BM25 candidates fused by a convex combination of normalised scores; each hit is
+        then scored by the calibrated map (search/scores.py) with the query's `attainable` BM25.
 
         Papers found only lexically get their exact cosine too, so the dense side is scored over
         the whole candidate set; BM25 keeps 0 (no match) as its floor.
         """
         dense_ids, dense_scores = self._dense(vector, depth, filters, allowed=allowed)
         lexical = self._lexical.top(terms, depth, allowed)
-        if len(lexical[0]) == 0:
-            return dense_ids, dense_scores
         extra = np.setdiff1d(lexical[0], dense_ids)
         if len(extra):
             extra, cosines = self._cosines(extra, vector)
             dense_ids = np.concatenate([dense_ids, extra])
             dense_scores = np.concatenate([dense_scores, cosines])
-        return fusion.convex((dense_ids, dense_scores), lexical, HYBRID_ALPHA)
+        rowids = fusion.convex((dense_ids, dense_scores), lexical, HYBRID_ALPHA)[0] if len(lexical[0]) else dense_ids
+        return scores.Evidence(rowids, dict(zip(dense_ids.tolist(), dense_scores.tolist(), strict=True)),
+                               dict(zip(*(side.tolist() for side in lexical), strict=True)),
+                               _attainable(self._lexical.idf(terms), terms) if attainable is None else attainable)
 
     def _cosines(self, rowids: np.ndarray, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cosine of `vector` with the stored vectors of `rowids` (rows the index lacks are dropped)."""
@@ -315,29 +334,45 @@ class SearchEngine:
         return rank.clean(*index.search(query, fetch, self.store.embeddings_by_rowid), exclude)
 
     def _page(self, ranking: Callable[[int], tuple[np.ndarray, np.ndarray]], limit: int, offset: int,
-              filters: Filters | None, inputs: list[str] = ()) -> list[Hit]:
-        """A page of `ranking(depth)` with one hit per work, or every version when the filters ask.
+              filters: Filters | None, inputs: list[str] = (), min_score: float | None = None) -> rank.HitPage:
+        """A page of `ranking(depth)` with one hit per work, or every version when the filters ask,
+        cut at `min_score` (its `last` says when the cut ends the list on this page).
 
         Collapsing versions shortens the ranking, so it is fetched deeper until the page is full
         or the ranking ends (search/versions.py says why pages stay consistent).
         """
         if filters is not None and filters.all_versions:
-            return versions.with_versions(self.store, self._hits(*ranking(limit + offset), limit, offset))
+            page = self._hits(*ranking(_depth(limit, offset, min_score)), limit, offset, min_score)
+            return rank.HitPage(versions.with_versions(self.store, page), last=page.last)
         deepest = self.settings.max_limit + self.settings.max_offset
-        fetch = min((limit + offset) * versions.FETCH_SLACK, deepest)
+        fetch = min((limit + offset + 1) * versions.FETCH_SLACK, deepest)
         while True:
-            rowids, scores = ranking(fetch)
-            hits, full = versions.one_per_work(self.store, rowids, scores, limit, offset, inputs)
-            if full or len(rowids) < fetch or fetch >= deepest:
-                return hits
+            rowids, scored = ranking(fetch)
+            kept = scores.cut(scored, min_score)
+            # One work past the page tells whether there is a next page at all.
+            hits, more = versions.one_per_work(self.store, rowids[:kept], scored[:kept], limit + 1, offset, inputs)
+            if more or kept < len(rowids) or len(rowids) < fetch or fetch >= deepest:
+                return rank.HitPage(hits[:limit], last=min_score is not None and not more)
             fetch = min(fetch * 2, deepest)
 
-    def _hits(self, rowids: np.ndarray, scores: np.ndarray, limit: int, offset: int) -> list[Hit]:
-        rowids, scores = rank.page(rowids, scores, limit, offset)
+    def _hits(self, rowids: np.ndarray, scored: np.ndarray, limit: int, offset: int,
+              min_score: float | None = None) -> rank.HitPage:
+        kept = scores.cut(scored, min_score)
+        hits = rank.HitPage(last=min_score is not None and kept <= offset + limit)
+        rowids, scored = rank.page(rowids[:kept], scored[:kept], limit, offset)
         papers = self.store.papers_by_rowid(rowids)
-        hits = []
-        for rowid, score in zip(rowids.tolist(), scores.tolist(), strict=True):
+        for rowid, score in zip(rowids.tolist(), scored.tolist(), strict=True):
             paper = papers.get(rowid)
             if paper is not None:  # deleted after the FAISS snapshot was taken
                 hits.append(Hit(paper=paper, score=score, rank=offset + len(hits) + 1))
         return hits
+
+
+def _attainable(idf: dict[str, float], terms: list[str]) -> float:
+    """The most BM25 a paper could score on the query `terms` (a repeat counts twice)."""
+    return scores.attainable_bm25(idf, Counter(terms))
+
+
+def _depth(limit: int, offset: int, min_score: float | None) -> int:
+    """How deep to rank for a page: one more with a threshold, to know whether the cut ends the list."""
+    return limit + offset + (min_score is not None)

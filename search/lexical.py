@@ -24,6 +24,8 @@ _EMPTY = (np.zeros(0, np.int64), np.zeros(0, np.float32))
 # factor until enough allowed rows are found or the matches run out. Exact, since each fetch is a
 # prefix of the same ranking. Measured at 100k abstracts: a top-10,000 fetch costs 2-10 ms.
 _FILTER_OVERFETCH = 4
+# Terms whose document frequency a searcher remembers before starting afresh (a few MB at most).
+_DOC_FREQ_CACHE = 200_000
 
 log = logging.getLogger("papersearch")
 
@@ -55,6 +57,7 @@ class LexicalSearcher:
         self._copy: lexical.ReadOnlyCopy | None = None  # what the index was opened from, on a read-only index
         self._index, self._generation = self._load()
         self._schema = self._index.schema
+        self._freqs: tuple = (None, 0, {})  # (the index they were read from, its paper count, term -> papers)
 
     def _load(self) -> tuple[tantivy.Index, int | None]:
         """The on-disk index and the generation its sidecar names, or an in-memory copy when the
@@ -157,9 +160,24 @@ class LexicalSearcher:
         return out
 
     def doc_freqs(self, terms: list[str]) -> tuple[int, dict[str, int]]:
-        """(papers in the index, term -> how many papers hold it), for term selection."""
-        searcher = self._current_index().searcher()
-        return searcher.num_docs, {term: searcher.doc_freq(lexical.TEXT_FIELD, term) for term in set(terms)}
+        """(papers in the index, term -> how many papers hold it), for term selection.
+
+        Remembered per loaded index: more-like-this asks for every distinct term of its source
+        papers (hundreds for a recommendation), and one tantivy call per term was the largest
+        cost of hybrid related at 100k papers (docs/quality.md).
+        """
+        index = self._current_index()
+        with self._lock:
+            if self._freqs[0] is not index or len(self._freqs[2]) > _DOC_FREQ_CACHE:
+                searcher = index.searcher()
+                self._freqs = (index, searcher.num_docs, {})
+            _, total, known = self._freqs
+        wanted = set(terms)
+        missing = [term for term in wanted if term not in known]
+        if missing:
+            searcher = index.searcher()
+            known.update({term: searcher.doc_freq(lexical.TEXT_FIELD, term) for term in missing})
+        return total, {term: known[term] for term in wanted}
 
     def _or_query(self, terms: list[str] | Mapping[str, float]) -> tantivy.Query:
         """OR of term queries; a term repeated in the query counts that many times (as Lucene's

@@ -12,6 +12,15 @@ from models.errors import InvalidQuery, PaperNotFound
 _NO_RESULT = -1
 
 
+class HitPage(list):
+    """A page of hits that also knows whether it is the last one because a `min_score` cut ended the
+    list there (the API's `next_offset` is then null even when the page is full)."""
+
+    def __init__(self, hits=(), last: bool = False):
+        super().__init__(hits)
+        self.last = last
+
+
 def clean(rowids: np.ndarray, scores: np.ndarray, exclude: set[int] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
     """Drop FAISS padding (-1), excluded ids and repeated ids, keeping the order."""
     keep_ids, keep_scores, seen = [], [], set(exclude)

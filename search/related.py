@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from models.query import Filters
-from search import checks, fusion, rank
+from search import checks, fusion, rank, scores
 from search.lexical import query_terms
 
 if TYPE_CHECKING:
@@ -94,33 +94,25 @@ def fuse(dense: Ranking, lexical: Ranking, k: float = FUSION_K, dense_weight: fl
     return fusion.rrf([dense, lexical], k=k, weights=[dense_weight, 1.0])
 
 
-def ranking(mode: str, depth: int, dense: Callable[[int], Ranking], lexical: Callable[[int], Ranking]) -> Ranking:
-    """The ranking for one mode, `depth` deep (hybrid fuses at least RELATED_DEPTH from each side).
-
-    Args:
-        dense, lexical: k -> that side's top k (rowids, scores), filters and exclusions applied.
-    """
-    if mode == "dense":
-        return dense(depth)
-    if mode == "lexical":
-        return lexical(depth)
-    deep = max(depth, RELATED_DEPTH)
-    return fuse(dense(deep), lexical(deep))
-
-
 def rank_for(engine: SearchEngine, mode: str, depth: int, vector: np.ndarray | None, texts: list[str],
              filters: Filters | None, exclude: set[int]) -> Ranking:
     """The engine's ranking for related/recommend: dense from `vector`, lexical from `texts`.
 
-    Dense mode is exactly the engine's dense ranking (filters, then exclusions). The lexical side
-    takes the same filters and exclusions: it fetches as many more as there are excluded papers,
-    so excluding never shortens a page.
+    Dense mode is exactly the engine's dense ranking (filters, then exclusions), scored by cosine.
+    The lexical side takes the same filters and exclusions: it fetches as many more as there are
+    excluded papers, so excluding never shortens a page. Lexical and hybrid hits get calibrated
+    scores (search/scores.py); the order stays the BM25 or RRF order.
     """
     if mode == "dense":
         return engine._dense(vector, depth, filters, exclude)
     active = filters is not None and filters.active()
     allowed = engine.store.filter_rowids(checks.checked_filters(filters, engine.settings)) if active else None
-    boosts = as_boosts(distinctive_terms([query_terms(text) for text in texts], engine._lexical.doc_freqs))
+    texts_terms = [query_terms(text) for text in texts]
+    weights = distinctive_terms(texts_terms, engine._lexical.doc_freqs)
+    boosts = as_boosts(weights)
+    # A term's weight is tf * idf: its idf is at hand without asking the index again.
+    tf = Counter(term for terms in texts_terms for term in terms)
+    attainable = scores.attainable_bm25({term: weight / tf[term] for term, weight in weights.items()}, boosts)
 
     def lexical(k: int) -> Ranking:
         return without(engine._lexical.top(boosts, k + len(exclude), allowed), exclude)
@@ -128,4 +120,22 @@ def rank_for(engine: SearchEngine, mode: str, depth: int, vector: np.ndarray | N
     def dense(k: int) -> Ranking:
         return engine._dense(vector, k, filters, exclude, allowed=allowed)
 
-    return ranking(mode, depth, dense, lexical)
+    if mode == "lexical":
+        rowids, bm25 = lexical(depth)
+        return rowids, scores.lexical(bm25, attainable, scores.RELATED_LEXICAL)
+    evidence = fused_evidence(engine, vector, dense(max(depth, RELATED_DEPTH)), lexical(max(depth, RELATED_DEPTH)),
+                              attainable, depth)
+    return evidence.rowids, scores.hybrid(evidence, scores.RELATED_HYBRID)
+
+
+def fused_evidence(engine: SearchEngine, vector: np.ndarray, dense: Ranking, lexical: Ranking,
+                   attainable: float, depth: int) -> scores.Evidence:
+    """The RRF order of the two sides, with the BM25 scores and the exact cosines of the dense
+    candidates and of the lexical-only ones among the first `depth` (RRF needs no cosine, and only
+    hits down to the page are shown or cut; their running-minimum scores depend on nothing below)."""
+    rowids = fuse(dense, lexical)[0]
+    cosines = dict(zip(*(side.tolist() for side in dense), strict=True))
+    extra = np.setdiff1d(rowids[:depth], dense[0])
+    if len(extra):
+        cosines.update(zip(*(side.tolist() for side in engine._cosines(extra, vector)), strict=True))
+    return scores.Evidence(rowids, cosines, dict(zip(*(side.tolist() for side in lexical), strict=True)), attainable)

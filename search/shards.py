@@ -28,7 +28,7 @@ from models.config import Settings
 from models.errors import IndexModelMismatch, InvalidInput, InvalidQuery, PaperNotFound
 from models.paper import Hit, Paper
 from models.query import Filters
-from search import checks, highlight, rank
+from search import checks, highlight, rank, scores
 from search.engine import SearchEngine
 from search.lexical import query_terms
 
@@ -146,38 +146,44 @@ class ShardRouter:
     # --- the three entry points -----------------------------------------------------------------
 
     def search(self, query: str, limit: int = 10, offset: int = 0, filters: Filters | None = None,
-               mode: str = "dense", snippets: bool = True) -> list[Hit]:
-        """Papers ranked by similarity to a free-text query, over all shards (dense ranking only)."""
+               mode: str = "dense", snippets: bool = True, min_score: float | None = None) -> list[Hit]:
+        """Papers ranked by similarity to a free-text query, over all shards (dense ranking only).
+
+        `min_score` ends the list at the first cosine below it, as on one index.
+        """
         text = checks.checked_query(query, self.settings)
         checks.check_page(limit, offset, self.settings)
         _check_mode(mode)
+        min_score = checks.checked_min_score(min_score)
         vector = self.encoder.encode([text], "query")[0]
-        hits = self._fan_out(vector, limit, offset, filters, [])
+        hits = self._fan_out(vector, limit, offset, filters, [], min_score)
         if snippets:
             terms = query_terms(text)
-            hits = [replace(h, snippet=highlight.snippet(h.paper.abstract, terms)) for h in hits]
+            hits[:] = [replace(h, snippet=highlight.snippet(h.paper.abstract, terms)) for h in hits]
         return hits
 
     def related(self, paper_id: str | None = None, text: str | None = None, limit: int = 10, offset: int = 0,
-                filters: Filters | None = None, mode: str = "dense") -> list[Hit]:
+                filters: Filters | None = None, mode: str = "dense", min_score: float | None = None) -> list[Hit]:
         """Papers most similar to a stored paper (on whichever shard holds it) or to a pasted abstract;
         never the paper itself (dense ranking only)."""
         checks.check_page(limit, offset, self.settings)
         _check_mode(mode)
+        min_score = checks.checked_min_score(min_score)
         if (paper_id is None) == (text is None):
             raise InvalidQuery("Give either a paper id or a text for related papers, not both or neither.")
         if paper_id is not None:
-            return self._fan_out(self._vectors([paper_id])[paper_id], limit, offset, filters, [paper_id])
+            return self._fan_out(self._vectors([paper_id])[paper_id], limit, offset, filters, [paper_id], min_score)
         vector = self.encoder.encode([checks.checked_query(text, self.settings)], "document")[0]
-        return self._fan_out(vector, limit, offset, filters, [])
+        return self._fan_out(vector, limit, offset, filters, [], min_score)
 
     def recommend(self, positive: list[str], negative: list[str] = (), limit: int = 10, offset: int = 0,
-                  filters: Filters | None = None, mode: str = "dense") -> list[Hit]:
+                  filters: Filters | None = None, mode: str = "dense", min_score: float | None = None) -> list[Hit]:
         """Papers like the liked ones and unlike the disliked ones; never any of the inputs (dense only)."""
         checks.check_page(limit, offset, self.settings)
         _check_mode(mode)
+        min_score = checks.checked_min_score(min_score)
         query, wanted = rank.recommendation_query(positive, negative, self._vectors)
-        return self._fan_out(query, limit, offset, filters, wanted)
+        return self._fan_out(query, limit, offset, filters, wanted, min_score)
 
     # --- internals ------------------------------------------------------------------------------
 
@@ -186,10 +192,16 @@ class ShardRouter:
         return list(self._pool.map(call, self.shards))
 
     def _fan_out(self, vector: np.ndarray, limit: int, offset: int, filters: Filters | None,
-                 exclude_ids: list[str]) -> list[Hit]:
+                 exclude_ids: list[str], min_score: float | None = None) -> rank.HitPage:
+        """The merged page; with `min_score`, cut at the first cosine below it (one hit deeper is
+        fetched, so a cut that ends the list marks the page as the last)."""
         # Every shard returns its own top (offset + limit): the page may come from any of them.
-        return merge_top(self._each(lambda s: s.search_vector(vector, limit + offset, filters, exclude_ids)),
-                         limit, offset)
+        deepest = self.settings.max_limit + self.settings.max_offset
+        depth = min(limit + offset + (min_score is not None), deepest)
+        merged = merge_top(self._each(lambda s: s.search_vector(vector, depth, filters, exclude_ids)), depth)
+        kept = scores.cut(np.array([hit.score for hit in merged]), min_score)
+        return rank.HitPage(merged[offset:min(kept, offset + limit)],
+                            last=min_score is not None and kept <= offset + limit)
 
     def _vectors(self, paper_ids: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}

@@ -153,3 +153,78 @@ def test_the_cache_key_changes_with_the_indexing_code(tmp_path):
         assert part in names
     folder = write_beir(tmp_path / "tiny", QUERIES, QRELS)
     assert cache_key(load_beir(folder), "fp").endswith(f"-fp-{indexing_code_digest()}")
+
+
+# --- BEIR documents without a title -----------------------------------------------------------------
+
+
+def _untitled_set(folder, extra_records=()):
+    """Five sample papers as BEIR documents, three without a title (empty, blank, absent)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = [json.loads(line) for line in SAMPLE.read_text().splitlines()][:5]
+    with (folder / "corpus.jsonl").open("w") as out:
+        for number, record in enumerate(records):
+            doc = {"_id": record["id"], "title": ["", "  ", None, record["title"], record["title"]][number],
+                   "text": record["abstract"]}
+            if doc["title"] is None:
+                del doc["title"]
+            out.write(json.dumps(doc) + "\n")
+        for doc in extra_records:
+            out.write(json.dumps(doc) + "\n")
+    queries = {"q1": "protein structure prediction AlphaFold2 PaddlePaddle",
+               "q2": "real-time semantic segmentation",
+               "q3": "ultra lightweight OCR system text detection"}
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items()))
+    (folder / "qrels").mkdir(exist_ok=True)
+    (folder / "qrels" / "test.tsv").write_text("q1\tseed-01\t1\nq2\tseed-02\t1\nq3\tseed-03\t1\n")
+    return folder
+
+
+def test_records_without_a_title_are_indexed_from_their_text():
+    from indexer.records import to_paper
+
+    paper = to_paper({"_id": "d1", "title": "", "text": "An abstract that says enough."}, fmt="beir")
+    assert (paper.title, paper.abstract) == ("", "An abstract that says enough.")
+    assert to_paper({"id": "d2", "abstract": "Only an abstract."}).title == ""
+    with pytest.raises(InvalidInput, match="empty title"):
+        to_paper({"id": "d3", "title": " ", "abstract": ""})
+
+
+def test_eval_scores_documents_without_a_title(tmp_path, embedder):
+    folder = _untitled_set(tmp_path / "untitled")
+    reports = evaluate(folder, Settings(eval_cache_dir=tmp_path / "cache"), modes=("dense", "lexical", "hybrid"),
+                       embedder=embedder)
+    # Each query is about one of the untitled papers, which only their text describes.
+    for report in reports:
+        assert report.queries == 3 and report.ndcg_at_10 == pytest.approx(1.0), report
+
+
+def test_eval_fails_loudly_when_part_of_the_corpus_is_rejected(tmp_path, capsys, monkeypatch):
+    folder = _untitled_set(tmp_path / "partial", [{"_id": "listed", "title": ["a list"], "text": "Some text."},
+                                                  {"_id": "numbered", "title": 7, "text": "More text."}])
+    monkeypatch.setenv("PAPERSEARCH_CACHE", str(tmp_path / "cache"))
+    assert main(["eval", str(folder), "--mode", "lexical"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "2 corpus record(s) could not be indexed" in err[0] and "field 'title' must be a string" in err[0]
+    assert main(["eval", str(folder), "--mode", "lexical"]) == 1  # no marker: every run fails, none scores
+
+
+def test_eval_leaves_out_documents_without_any_text_with_a_note(tmp_path, capsys, caplog, monkeypatch):
+    folder = _untitled_set(tmp_path / "blank", [{"_id": "blank", "title": "", "text": ""}, {"_id": "nothing"}])
+    monkeypatch.setenv("PAPERSEARCH_CACHE", str(tmp_path / "cache"))
+    for _ in range(2):  # built, then reused from the cache: the note both times
+        assert main(["eval", str(folder), "--mode", "lexical", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["ndcg_at_10"] == pytest.approx(1.0)
+        assert "2 corpus document(s) hold no text at all and are left out" in caplog.text
+        caplog.clear()
+
+
+def test_the_upload_schema_takes_an_untitled_record_with_an_abstract():
+    jsonschema_rs = pytest.importorskip("jsonschema_rs")  # comes with schemathesis (the test extra)
+    from api.schemas import PAPER_RECORD_SCHEMA
+
+    valid = jsonschema_rs.validator_for(PAPER_RECORD_SCHEMA).is_valid
+    assert valid({"id": "d1", "abstract": "Only an abstract."})
+    assert valid({"_id": "d2", "title": "", "text": "BEIR text."})
+    assert not valid({"id": "d3", "title": ""}) and not valid({"id": "d4"})

@@ -125,7 +125,7 @@ def test_related_scores_are_exact_and_recall_is_high(synthetic_ivfpq, synthetic_
     rng = np.random.default_rng(3)
     found = 0
     for row in rng.choice(COUNT, 40, replace=False):
-        hits = synthetic_engine.related(f"p{row}", limit=10)
+        hits = synthetic_engine.related(f"p{row}", limit=10, mode="dense")
         assert f"p{row}" not in [h.paper.paper_id for h in hits]
         got = [int(h.paper.paper_id[1:]) for h in hits]
         # Refinement re-scores from the stored float32 vectors: scores are exact, not PQ estimates.
@@ -159,7 +159,7 @@ def test_large_filtered_set_goes_through_the_lists(synthetic_ivfpq, synthetic_en
 
 def test_recommend_uses_the_refined_path(synthetic_ivfpq, synthetic_engine):
     _, matrix = synthetic_ivfpq
-    hits = synthetic_engine.recommend(["p10", "p11"], limit=5)
+    hits = synthetic_engine.recommend(["p10", "p11"], limit=5, mode="dense")
     query = matrix[[10, 11]].mean(axis=0)
     query /= np.linalg.norm(query)
     got = [int(h.paper.paper_id[1:]) for h in hits]

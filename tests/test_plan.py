@@ -64,7 +64,7 @@ def test_the_plan_keeps_the_last_record_of_each_repeated_id(tmp_path):
     plan = IngestPlan.scan([first, second])
     assert plan.winners == {"dup": (0, f"{first}:{WRITE_BATCH + 44}"), "cross": (1, f"{second}:6")}
     assert [str(r) for r in plan.rejected] == [f"{first}:151: malformed JSON (Expecting value at column 1)",
-                                               f"{second}:14: paper 'no-title': missing title"]
+                                               f"{second}:14: paper 'no-title': missing title and no abstract"]
     with pytest.raises(InvalidInput, match=r"(?s)first.jsonl:151: .*--strict: 2 record\(s\) rejected"):
         plan.refuse_rejections()
     assert IngestPlan.scan([second]).winners == {}  # within one file of its own, 'cross' is not repeated

@@ -247,3 +247,24 @@ def test_eval_task_command_and_its_errors(tmp_path, capsys, monkeypatch):
     (plain / "queries.jsonl").write_text("\n".join(json.dumps({"_id": q, "text": "x"}) for q, _ in QUERIES))
     with pytest.raises(InvalidInput, match="name no paper"):
         evaluate(plain, Settings(eval_cache_dir=tmp_path / "cache"), task="related")
+
+
+def test_remembered_document_frequencies_follow_writes(fresh_index_dir, embedder):
+    """More-like-this reads term statistics from a per-index cache; a write must not leave them stale."""
+    from indexer.build import add_papers, delete_papers
+    from models.paper import Paper
+    from search.engine import SearchEngine
+
+    settings = Settings(index_dir=fresh_index_dir)
+    engine = SearchEngine.open(settings, encoder=embedder)
+    try:
+        total, before = engine._lexical.doc_freqs(["ocr", "zyxwvut"])
+        assert before["zyxwvut"] == 0
+        add_papers(settings, [Paper("new-1", "Zyxwvut OCR", "An OCR system named zyxwvut.")], embedder=embedder)
+        engine.refresh(wait=True)
+        assert engine._lexical.doc_freqs(["ocr", "zyxwvut"]) == (total + 1, {"ocr": before["ocr"] + 1, "zyxwvut": 1})
+        delete_papers(settings, ["new-1"])
+        engine.refresh(wait=True)
+        assert engine._lexical.doc_freqs(["zyxwvut"])[1] == {"zyxwvut": 0}
+    finally:
+        engine.close()
