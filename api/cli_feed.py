@@ -31,15 +31,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=feeds.FORMATS, default="atom", help="atom (default) or json (JSON Feed 1.1)")
     p.add_argument("--mode", choices=MODES, default=feeds.DEFAULT_FEED_MODE,
                    help=f"ranking (default {feeds.DEFAULT_FEED_MODE}: its scores are cosines, comparable across feeds)")
-    p.add_argument("--min-score", type=float, default=feeds.DEFAULT_MIN_SCORE,
-                   help=f"lowest score an entry may have (default {feeds.DEFAULT_MIN_SCORE:g})")
     p.add_argument("--since", default=None,
                    help=f"window: days back or an ISO date (default {feeds.DEFAULT_SINCE_DAYS} days)")
     p.add_argument("--base-url", default=DEFAULT_BASE_URL,
                    help=f"the server the feed's links point at (default {DEFAULT_BASE_URL})")
     p.add_argument("--out", "-o", type=Path, default=None, help="write to this file (default: stdout)")
-    add_filters(p)
-    p.set_defaults(limit=feeds.DEFAULT_ENTRIES)
+    add_filters(p)  # --min-score among them; a feed's default is its own threshold
+    p.set_defaults(limit=feeds.DEFAULT_ENTRIES, min_score=feeds.DEFAULT_MIN_SCORE)
 
 
 def feed_request(args: argparse.Namespace):

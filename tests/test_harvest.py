@@ -157,7 +157,7 @@ def test_a_refused_token_restarts_the_list_once_with_a_message(fresh_index_dir, 
         key_holder["key"] = source_key(endpoint.url, "arXivRaw", None)
         # A stale token left by an earlier, interrupted harvest.
         harvest(settings, endpoint.url, prefix="arXivRaw", options=FAST, embedder=embedder)
-        store = IndexStore.open(settings.index_dir)
+        store = IndexStore.open(settings.index_dir, writable=True)  # as a writer holding the lock would
         try:
             store.set_harvest_state(key_holder["key"], {"from": "2014-10-01", "token": "3", "datestamp": None})
         finally:

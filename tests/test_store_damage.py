@@ -46,6 +46,8 @@ READS = {
     "indexed_times": lambda s: s.indexed_times(["seed-01", "seed-02"]),
     "identifier_keys": lambda s: s.identifier_keys(["seed-01"]),
     "papers_with_keys": lambda s: s.papers_with_keys([("doi", "10.1000/x")]),
+    "facet_rows": lambda s: s.facet_rows([1, 2]),
+    "harvest_state": lambda s: s.harvest_state("http://example.org/oai|oai_dc|"),
     "snapshot_generation": lambda s: s.snapshot_generation,
     "changes_since_snapshot": lambda s: s.changes_since_snapshot,
     "snapshot_due": lambda s: s.snapshot_due(),
@@ -54,7 +56,7 @@ READS = {
 # Public members that are not reads of the database (or report damage as their answer).
 NOT_READS = {"open", "create", "close", "write", "set_index_type", "save_vector_index", "write_manifest",
              "check_model", "remove_temp_files", "size_on_disk", "integrity_problems",
-             "upgrade", "record_export", "require_writable", "copy_database_to"}
+             "upgrade", "record_export", "require_writable", "copy_database_to", "set_harvest_state"}
 
 
 def _damage_pages(directory) -> None:

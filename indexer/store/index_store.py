@@ -201,6 +201,7 @@ class IndexStore(RecordWrites):
 
     def set_harvest_state(self, source: str, state: dict) -> None:
         """Remember a harvest's progress for `source`, in the index it fills (one small transaction)."""
+        self.require_writable()
         with self._transaction_lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._meta_set_many({_HARVEST_KEY + source: json.dumps(state, sort_keys=True)})
