@@ -155,7 +155,7 @@ def test_csl_item_without_title_is_rejected_at_its_line(tmp_path):
     assert detect_format(path) == "csl-json"
     papers, rejected = _read(path)
     assert list(papers) == ["a"] and papers["a"].year == 2021
-    assert rejected == [f"{path}:4: paper 'b': missing title",
+    assert rejected == [f"{path}:4: paper 'b': missing title and no abstract",
                         f"{path}:6: expected a CSL item (a JSON object), got str"]
 
 

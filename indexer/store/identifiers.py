@@ -85,7 +85,7 @@ def remove(db: sqlite3.Connection, paper_id: str) -> None:
 def papers_with(fetch: Fetch, keys: Iterable[tuple[str, str]], indexed: bool) -> dict[tuple[str, str], set[str]]:
     """(kind, value) -> the paper ids holding that key, for the keys that some paper holds.
 
-    `indexed` False scans the papers instead (an old index opened read-only).
+    `indexed` False scans the papers instead (IndexStore keeps one such scan per open store).
     """
     wanted = set(keys)
     found: dict[tuple[str, str], set[str]] = {}
@@ -98,14 +98,25 @@ def papers_with(fetch: Fetch, keys: Iterable[tuple[str, str]], indexed: bool) ->
             for value, paper_id in rows_in(fetch, sql, values):
                 found.setdefault((kind, value), set()).add(paper_id)
         return found
+    return lookup(scan(fetch), wanted)
+
+
+def scan(fetch: Fetch) -> dict[tuple[str, str], set[str]]:
+    """Every paper's keys, read from the papers themselves: the table, built in memory."""
+    table: dict[tuple[str, str], set[str]] = {}
     last = -1
     while rows := fetch(f"SELECT {PAPER_COLUMNS} FROM papers WHERE rowid > ? ORDER BY rowid LIMIT ?",
                         (last, _FILL_CHUNK)):
         for row in rows:
-            for key in set(paper_keys(paper_from_row(row))) & wanted:
-                found.setdefault(key, set()).add(row[1])
+            for key in paper_keys(paper_from_row(row)):
+                table.setdefault(key, set()).add(row[1])
         last = rows[-1][0]
-    return found
+    return table
+
+
+def lookup(table: dict[tuple[str, str], set[str]], keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+    """`papers_with` answered from a table built by `scan`."""
+    return {key: table[key] for key in set(keys) if key in table}
 
 
 def keys_of(fetch: Fetch, paper_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:

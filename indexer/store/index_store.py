@@ -30,7 +30,15 @@ from indexer.store.rows import PAPER_COLUMN_COUNT, PAPER_COLUMNS, pages, paper_f
 from indexer.store.writes import RecordWrites
 from indexer.vectors.base import VectorIndex
 from models.embedder import ModelInfo
-from models.errors import AmbiguousId, IndexCorrupt, IndexModelMismatch, IndexNotBuilt, IndexReadOnly, InvalidInput
+from models.errors import (
+    AmbiguousId,
+    IndexBusy,
+    IndexCorrupt,
+    IndexModelMismatch,
+    IndexNotBuilt,
+    IndexReadOnly,
+    InvalidInput,
+)
 from models.identifiers import lookup_keys, paper_keys
 from models.paper import Paper
 from models.query import Filters
@@ -72,6 +80,7 @@ class IndexStore(RecordWrites):
         self.vector_file_problem: str | None = None
         # Whether the identifiers table is there and filled (False: an old index opened read-only).
         self._identifiers_indexed: bool | None = None  # None: not looked at yet (see _has_identifiers)
+        self._scanned_identifiers: dict | None = None  # an old read-only index's keys, read once
 
     # --- opening ------------------------------------------------------------------------------
 
@@ -149,8 +158,32 @@ class IndexStore(RecordWrites):
 
     def _has_identifiers(self) -> bool:
         if self._identifiers_indexed is None:
-            self._identifiers_indexed = identifiers.is_current(self._fetch)
+            self._identifiers_indexed = identifiers.is_current(self._fetch) or self._fill_identifiers_once()
         return self._identifiers_indexed
+
+    def _fill_identifiers_once(self) -> bool:
+        """An index from before the identifiers table, opened to read: filled once, under the write
+        lock, where the directory may be written (as a format upgrade is), so that no search has to
+        read every paper. Not while another process writes (it fills the table itself)."""
+        if self.writable or not layout.is_writable(self.directory):
+            return False
+        try:
+            with WriteLock(self.directory, wait=False):
+                writer = IndexStore(self.directory, schema.connect(layout.db_file(self.directory)), writable=True)
+                try:
+                    writer._ensure_identifiers()
+                finally:
+                    writer.close()
+        except IndexBusy:
+            return False
+        return identifiers.is_current(self._fetch)
+
+    def _identifier_holders(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
+        if self._has_identifiers():
+            return identifiers.papers_with(self._fetch, keys, True)
+        if self._scanned_identifiers is None:  # a read-only old index: one scan, then lookups in memory
+            self._scanned_identifiers = identifiers.scan(self._fetch)
+        return identifiers.lookup(self._scanned_identifiers, keys)
 
     def upgrade(self) -> list[str]:
         """Bring an older format up to date in place (the caller holds the write lock); what was done."""
@@ -304,8 +337,7 @@ class IndexStore(RecordWrites):
         sql = "SELECT rowid, paper_id FROM papers WHERE paper_id IN ({marks})"
         resolved = {pid: pid for _, pid in self._rows_in(sql, ids)}
         wanted = {given: lookup_keys(given) for given in ids if given not in resolved}
-        holders = identifiers.papers_with(self._fetch, [key for keys in wanted.values() for key in keys],
-                                          self._has_identifiers())
+        holders = self._identifier_holders([key for keys in wanted.values() for key in keys])
         for given, keys in wanted.items():
             # The first kind that names any paper decides (a DOI before the arXiv id it may hold).
             found = next((holders[key] for key in keys if key in holders), set())
@@ -323,7 +355,7 @@ class IndexStore(RecordWrites):
 
     def papers_with_keys(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], set[str]]:
         """(kind, value) -> the paper ids holding that identifier key."""
-        return identifiers.papers_with(self._fetch, keys, self._has_identifiers())
+        return self._identifier_holders(keys)
 
     def indexed_times(self, paper_ids: Iterable[str]) -> dict[str, int]:
         """paper_id -> when its row was last written (unix seconds), for the ids that are present.
