@@ -349,11 +349,20 @@ class SearchEngine:
         while True:
             rowids, scored = ranking(fetch)
             kept = scores.cut(scored, min_score)
-            # One work past the page tells whether there is a next page at all.
-            hits, more = versions.one_per_work(self.store, rowids[:kept], scored[:kept], limit + 1, offset, inputs)
-            if more or kept < len(rowids) or len(rowids) < fetch or fetch >= deepest:
+            ended = kept < len(rowids) or len(rowids) < fetch  # nothing more above the cut, or no more at all
+            # Group only as deep as the page needs: a ranking may return more than asked (hybrid
+            # fuses 100 candidates), and grouping reads every paper it is given.
+            take = min(kept, fetch)
+            while True:
+                # One work past the page tells whether there is a next page at all.
+                hits, more = versions.one_per_work(self.store, rowids[:take], scored[:take], limit + 1, offset,
+                                                   inputs)
+                if more or take >= kept:
+                    break
+                take = min(take * 2, kept)
+            if more or ended or fetch >= deepest:
                 return rank.HitPage(hits[:limit], last=min_score is not None and not more)
-            fetch = min(fetch * 2, deepest)
+            fetch = min(max(fetch * 2, kept), deepest)
 
     def _hits(self, rowids: np.ndarray, scored: np.ndarray, limit: int, offset: int,
               min_score: float | None = None) -> rank.HitPage:
