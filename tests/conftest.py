@@ -34,6 +34,14 @@ def pytest_report_header(config):
     return "papersearch: " + ", ".join(versions)
 
 
+def shared_sample(name: str) -> Path:
+    """A real record file under ../shared/samples (PROVENANCE.md there), or skip the test without it."""
+    path = SHARED_DATA.parent / "samples" / name
+    if not path.is_file():
+        pytest.skip(f"{path} is absent (a fresh clone has no ../shared/samples)")
+    return path
+
+
 def shared_dataset(name: str) -> Path:
     """A data set under ../shared/data, or skip the test when this checkout has none."""
     path = SHARED_DATA / name

@@ -17,17 +17,13 @@ from api.cli import main
 from indexer.harvest import HarvestError, HarvestOptions, harvest, source_key
 from indexer.store import IndexStore
 from models.config import Settings
-from tests.conftest import ROOT
+from tests.conftest import shared_sample
 
-SAMPLES = ROOT.parent / "shared" / "samples"
 FAST = HarvestOptions(retries=2, backoff_seconds=0.05, max_wait_seconds=5)
 
 
 def sample(name: str) -> bytes:
-    path = SAMPLES / name
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (a fresh clone has no ../shared/samples)")
-    return path.read_bytes()
+    return shared_sample(name).read_bytes()
 
 
 def _last_page() -> bytes:

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from api.cli import main
 from indexer.citation_text import latex_escape, latex_to_text
 from indexer.ingest import detect_format, read_papers
-from tests.conftest import ROOT
+from tests.conftest import shared_sample
 
-SAMPLES = ROOT.parent / "shared" / "samples"
-
-
-def _sample(name: str):
-    path = SAMPLES / name
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (a fresh clone has no ../shared/samples)")
-    return path
+_sample = shared_sample
 
 
 def _read(path, fmt=None):

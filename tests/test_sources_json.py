@@ -11,16 +11,9 @@ import pytest
 
 from indexer.ingest import Inputs, Note, Parsed, Rejection, Skipped, detect_format, read_items
 from indexer.sources.openalex import rebuild_abstract
-from tests.conftest import ROOT
+from tests.conftest import shared_sample
 
-SAMPLES = ROOT.parent / "shared" / "samples"
-
-
-def sample_file(name: str):
-    path = SAMPLES / name
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (a fresh clone has no ../shared/samples)")
-    return path
+sample_file = shared_sample  # the other source tests import it from here
 
 
 def papers(items) -> dict:

@@ -123,7 +123,7 @@ def test_saved_oai_responses_in_each_metadata_format():
     assert len(dc) == 58 and dc["oai:dspace.mit.edu:1721.1/140717"].authors == ("Martin Brody",)
     arxiv = papers(read_items(sample_file("oai-arxiv-listrecords-arXiv.xml")))
     ks = arxiv["1412.8544"]
-    assert ks.authors == ("Sander Uijlen", "Bas Westerbaan") and ks.doi == "10.4204/eptcs.172.11"  # DOIs stored lower case
+    assert ks.authors == ("Sander Uijlen", "Bas Westerbaan") and ks.doi == "10.4204/eptcs.172.11"  # lower case
     assert ks.venue == "EPTCS 172, 2014, pp. 154-164" and ks.year == 2014 and ks.categories == ("cs.DM",)
     raw = papers(read_items(sample_file("oai-arxiv-getrecord-arXivRaw.xml")))["1810.09584"]
     assert raw.year == 2018 and len(raw.authors) >= 2

@@ -10,18 +10,17 @@ import html
 import json
 import re
 import shutil
-from pathlib import Path
 
 import httpx
 import pytest
 
 from indexer.store import layout
 from tests.browser import NOT_FOUND, axe_violations, checked_page, chromium, needs_chromium, screenshot, static_site
+from tests.conftest import shared_sample
 from tests.live import live_server
 
 pytestmark = [pytest.mark.slow, needs_chromium]
 
-SAMPLES = Path(__file__).resolve().parent.parent.parent / "shared" / "samples"
 KEY = "widget-key-0123456789"
 HOSTILE_CSS = """<style>
   /* A hostile host stylesheet: the widget must neither be broken by it nor break it. */
@@ -34,10 +33,7 @@ HOSTILE_CSS = """<style>
 
 
 def sample(name: str) -> str:
-    path = SAMPLES / name
-    if not path.is_file():
-        pytest.skip(f"{path} is absent (a fresh clone has no ../shared/samples)")
-    return path.read_text(encoding="utf-8")
+    return shared_sample(name).read_text(encoding="utf-8")
 
 
 def meta_tags(page: str) -> str:
