@@ -258,14 +258,21 @@ def routes(settings: Settings, service) -> APIRouter:
             found = _lookup_each(engine, ids)
         return [s2_paper(found[i], wanted) if i in found else None for i in ids]
 
+    def not_served(path: str) -> ApiError:
+        return ApiError(404, "not_served", f"{path} is not served by PaperSearch: the index holds no "
+                                           "citation graph and no author records (see docs/s2-api.md).")
+
     @router.get("/graph/v1/paper/{paper_id:path}/citations")
     @router.get("/graph/v1/paper/{paper_id:path}/references")
     @router.get("/graph/v1/paper/{paper_id:path}/authors")
+    def unserved_paper_parts(request: Request, paper_id: str):
+        """Citations, references and authors of a paper: the index holds no citation graph."""
+        raise not_served(request.url.path)
+
     @router.get("/graph/v1/author/{rest:path}", include_in_schema=False)
-    def unserved(request: Request):
-        """Citations, references and authors: the index holds no citation graph and no author records."""
-        raise ApiError(404, "not_served", f"{request.url.path} is not served by PaperSearch: the index holds no "
-                                          "citation graph and no author records (see docs/s2-api.md).")
+    def unserved_authors(request: Request):
+        """Author records: the index holds none."""
+        raise not_served(request.url.path)
 
     @router.get("/graph/v1/paper/{paper_id:path}")
     def paper(paper_id: str, fields: Fields = None):

@@ -66,7 +66,8 @@ def detect_format(path: Path) -> str:
     library = sniff_library_format(name, head.decode("utf-8", "replace"))
     if library:  # by extension or first characters, before a JSON array is taken for a source's
         return library
-    if head.lstrip().startswith(b"<"):
+    # XML by content, unless the name says JSON Lines: such a file starting with "<" is bad lines.
+    if head.lstrip().startswith(b"<") and not name.endswith((".jsonl", ".ndjson")):
         return _xml_format(path, head)
     first = _first_json_record(path)
     if isinstance(first, tuple) and isinstance(first[1], dict):

@@ -345,7 +345,9 @@ class SearchEngine:
             page = self._hits(*ranking(_depth(limit, offset, min_score)), limit, offset, min_score)
             return rank.HitPage(versions.with_versions(self.store, page), last=page.last)
         deepest = self.settings.max_limit + self.settings.max_offset
-        fetch = min((limit + offset + 1) * versions.FETCH_SLACK, deepest)
+        # The first ranking is as deep as the page alone (a hybrid fusion's result depends on its
+        # depth, so a collapse-free page ranks exactly as without versions); deeper only if needed.
+        fetch = min(_depth(limit, offset, min_score), deepest)
         while True:
             rowids, scored = ranking(fetch)
             kept = scores.cut(scored, min_score)
@@ -357,12 +359,14 @@ class SearchEngine:
                 # One work past the page tells whether there is a next page at all.
                 hits, more = versions.one_per_work(self.store, rowids[:take], scored[:take], limit + 1, offset,
                                                    inputs)
-                if more or take >= kept:
+                if more or take >= kept or (min_score is None and len(hits) >= limit):
                     break
                 take = min(take * 2, kept)
-            if more or ended or fetch >= deepest:
+            # Full: the page (plus, with a threshold, the one work that says whether more follow).
+            full = len(hits) > limit if min_score is not None else len(hits) >= limit
+            if full or ended or fetch >= deepest:
                 return rank.HitPage(hits[:limit], last=min_score is not None and not more)
-            fetch = min(max(fetch * 2, kept), deepest)
+            fetch = min(max(fetch * versions.FETCH_SLACK, kept), deepest)
 
     def _hits(self, rowids: np.ndarray, scored: np.ndarray, limit: int, offset: int,
               min_score: float | None = None) -> rank.HitPage:
