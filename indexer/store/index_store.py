@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from indexer import vectors
-from indexer.store import layout, migrate, schema, vector_file
+from indexer.store import layout, migrate, schema
 from indexer.store.filter_sql import filter_where
 from indexer.store.lock import WriteLock, read_only_error
 from indexer.store.lookups import CorpusReads, IdentifierReads
 from indexer.store.rows import PAPER_COLUMN_COUNT, PAPER_COLUMNS, pages, paper_from_row, rows_in
+from indexer.store.vector_store import VectorFileStore
 from indexer.store.writes import RecordWrites
-from indexer.vectors.base import VectorIndex
 from models.embedder import ModelInfo
 from models.errors import (
     IndexCorrupt,
@@ -58,7 +58,7 @@ def _upgrade_locked(directory: Path) -> None:
             store.close()
 
 
-class IndexStore(RecordWrites, IdentifierReads, CorpusReads):
+class IndexStore(RecordWrites, IdentifierReads, CorpusReads, VectorFileStore):
     """One index directory, open for reading (and for writing when created with `create`)."""
 
     def __init__(self, directory: Path, connection: sqlite3.Connection, writable: bool = True):
@@ -375,85 +375,3 @@ class IndexStore(RecordWrites, IdentifierReads, CorpusReads):
         # instead of the table's pages of abstracts and vectors: 6x less to read at 100k papers.
         rows = self._fetch("SELECT rowid FROM papers")
         return np.sort(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
-
-    # --- the FAISS file -------------------------------------------------------------------------
-
-    def build_vector_index(self) -> VectorIndex:
-        """A fresh vector index from the stored embeddings (no model needed)."""
-        count = self.count()
-        index = vectors.new_index(vectors.resolve_index_type(self.index_type, count), self.model.dimension, count)
-        if index.needs_training and count:  # IVF-PQ: lists and codebooks come from a sample
-            index.train(self.sample_embeddings(index.training_size(count)))
-        for rowids, matrix in self.iter_embeddings():
-            index.add(rowids, matrix)
-        return index
-
-    def load_vector_index(self, generation: int | None = None, current: VectorIndex | None = None,
-                          in_place: bool = False) -> tuple[VectorIndex, int]:
-        """The vector index for the current generation: `current` (an index of an older generation;
-        changed in place only with `in_place`, when nothing can be searching it) or else the snapshot
-        file, caught up from SQLite; else rebuilt from SQLite.
-
-        Returns the index and the generation it reflects. Why the file was not used (missing,
-        damaged) is left in `vector_file_problem`.
-        """
-        with self._transaction_lock, schema.damage_as_corrupt(self.directory), self._db:
-            self._db.execute("BEGIN")  # one read snapshot: generation and rows agree
-            generation = self.generation if generation is None else generation
-            index = problem = None
-            if current is not None:  # a refresh: only the rows changed since are read
-                index = vector_file.catch_up(current if in_place else current.copy(), self.all_rowids(),
-                                             self.embeddings_by_rowid)
-            if index is None:
-                index, problem = self.vector_file_status(generation)
-            if index is None:
-                index = self.build_vector_index()
-        self.vector_file_problem = problem
-        return index, generation
-
-    def vector_file_status(self, generation: int) -> tuple[VectorIndex | None, str | None]:
-        """(index, None) when the snapshot file is the one saved and was caught up to `generation`,
-        else (None, what is wrong). Call inside a read transaction so the rows are those of `generation`."""
-        return vector_file.read_verified(self.directory, generation, self._meta_get("vectors_digest"),
-                                         self.model.dimension, self.all_rowids, self.embeddings_by_rowid)
-
-    @property
-    def snapshot_generation(self) -> int | None:
-        """The generation the vector file was saved for (it may lag behind `generation`)."""
-        return vector_file.snapshot_generation(self._meta_get("vectors_digest"))
-
-    @property
-    def changes_since_snapshot(self) -> int:
-        """Rows added or removed since the vector file was saved: what a reader catches up."""
-        return int(self._meta_get("vectors_changes") or 0)
-
-    def snapshot_due(self) -> bool:
-        """Whether the vector file should be saved anew: missing, or too far behind SQLite."""
-        saved_for = self.snapshot_generation
-        if saved_for is None or not layout.vector_file(self.directory, saved_for).is_file():
-            return True
-        return vector_file.snapshot_due(self.changes_since_snapshot, self.count())
-
-    def save_vector_index(self, index: VectorIndex, generation: int) -> None:
-        """Persist `index` as the file for `generation`, record its checksum, drop older files.
-
-        Only a process holding the write lock may call this.
-        """
-        self.require_writable()
-        record = vector_file.write(self.directory, index, generation)
-        with self._transaction_lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._meta_set_many({"vectors_digest": record, "vectors_changes": "0"})
-        vector_file.remove_other_generations(self.directory, generation)
-
-    def leftover_files(self) -> list[Path]:
-        """Files an interrupted write left behind: temp files and FAISS files of other generations."""
-        saved_for = self.snapshot_generation
-        return vector_file.leftover_files(self.directory, self.generation if saved_for is None else saved_for)
-
-    def remove_temp_files(self) -> None:
-        """Delete temp files of writes that died mid-way. Only call while holding the write lock."""
-        self.require_writable()
-        for path in self.leftover_files():
-            if layout.is_temp_file(path):
-                path.unlink(missing_ok=True)
