@@ -121,8 +121,9 @@ class IndexStore(RecordWrites, IdentifierReads, CorpusReads, VectorFileStore):
         directory.mkdir(parents=True, exist_ok=True)
         store = cls(directory, schema.connect(layout.db_file(directory)))
         schema.migrate(store._db)
+        new = store._meta_get("model_name") is None
         with store._db:
-            if store._meta_get("model_name") is None:
+            if new:
                 store._meta_set_many({
                     "format_version": str(migrate.FIRST_FORMAT),  # the steps below bring it up to date
                     "model_name": model.name,
@@ -134,7 +135,7 @@ class IndexStore(RecordWrites, IdentifierReads, CorpusReads, VectorFileStore):
                 })
         try:
             migrate.refuse_newer(dict(store._fetch("SELECT key, value FROM meta")), directory)
-            store.upgrade()
+            store.upgrade(announce=not new)  # a new index runs the steps too, but was never older
             store.check_model(model)
             store._ensure_identifiers()
             store.write_manifest()
@@ -143,11 +144,11 @@ class IndexStore(RecordWrites, IdentifierReads, CorpusReads, VectorFileStore):
             raise
         return store
 
-    def upgrade(self) -> list[str]:
+    def upgrade(self, announce: bool = True) -> list[str]:
         """Bring an older format up to date in place (the caller holds the write lock); what was done."""
         self.require_writable()
         done = migrate.upgrade(self._db, self.directory)
-        for line in done:
+        for line in done if announce else ():
             log.warning("%s: %s", self.directory, line)
         self.format_version = migrate.FORMAT_VERSION
         if done:
