@@ -33,12 +33,13 @@ def disk_parts(directory: str | Path) -> dict[str, int]:
     parts = dict.fromkeys((*PARTS, ENCODER), 0)
     lexical, encoder = layout.lexical_path(directory), layout.onnx_export_dir(directory, "-").parent
     database = layout.db_file(directory)
-    for path in directory.rglob("*"):
+    # Before listing: reading the database may create its -shm file, which then counts as well.
+    embeddings, free = _database_split(database) if database.is_file() else (0, 0)
+    for path in list(directory.rglob("*")):
         if not path.is_file():
             continue
         size = path.stat().st_size
         if path == database:
-            embeddings, free = _database_split(database)
             parts[EMBEDDINGS] += embeddings
             parts[FREE_PAGES] += free
             parts[RECORDS] += size - embeddings - free
@@ -51,6 +52,11 @@ def disk_parts(directory: str | Path) -> dict[str, int]:
         else:
             parts[OTHER] += size
     return parts
+
+
+def tree_bytes(path: str | Path) -> int:
+    """Bytes of every file under `path`: a peer system's folder, which has no parts here."""
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
 def index_bytes(parts: dict[str, int]) -> int:

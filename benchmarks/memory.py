@@ -51,24 +51,29 @@ def run(args) -> Iterator[Table]:
     for size in sizes:
         target = args.workdir / f"memory-{Path(source).name}-{size}"
         cuts.append((cut_index(source, target, size, args.memory_index_type), target))
-    yield disk_table(cuts, source)
+    yield disk_table(cuts, f"cuts of {source} (first N papers, stored vectors, written in the current format); "
+                           "slope = least-squares bytes per added paper over the sizes")
     yield rss_table(args, cuts, source)
 
 
-def disk_table(cuts: list[tuple[int, Path]], source) -> Table:
-    """Bytes per paper of each part at each size, and the part's slope (bytes per added paper)."""
-    sizes = [papers for papers, _ in cuts]
-    parts = [disk_parts(target) for _, target in cuts]
+def disk_table(indexes: list[tuple[int, Path]], note: str) -> Table:
+    """Bytes per paper of each part of each (papers, index directory), and each part's slope
+    (bytes per added paper) when there are several sizes."""
+    sizes = [papers for papers, _ in indexes]
+    parts = [disk_parts(target) for _, target in indexes]
+    sloped = len(set(sizes)) > 1  # one size has no slope
     table = Table("Disk per paper by part, as the files add up (bytes/paper)",
-                  ["part", *(f"{n:,} papers" for n in sizes), "slope, bytes/paper"])
+                  ["part", *(f"{n:,} papers" for n in sizes), *(["slope, bytes/paper"] if sloped else [])])
+
+    def row(name: str, values: list[int]) -> None:
+        slope = [fit_line(sizes, values).slope] if sloped else []
+        table.add(name, *(v / n for v, n in zip(values, sizes, strict=True)), *slope)
+
     for part in PARTS:
-        values = [p[part] for p in parts]
-        table.add(part, *(v / n for v, n in zip(values, sizes, strict=True)), _slope(sizes, values))
-    totals = [index_bytes(p) for p in parts]
-    table.add("index total", *(v / n for v, n in zip(totals, sizes, strict=True)), _slope(sizes, totals))
-    table.add(f"{ENCODER}, MB (fixed, not per paper)", *(p[ENCODER] / 1e6 for p in parts), None)
-    table.notes.append(f"cuts of {source} (first N papers, stored vectors, written in the current format); "
-                       "slope = least-squares bytes per added paper over the sizes")
+        row(part, [p[part] for p in parts])
+    row("index total", [index_bytes(p) for p in parts])
+    table.add(f"{ENCODER}, MB (fixed, not per paper)", *(p[ENCODER] / 1e6 for p in parts), *([None] * sloped))
+    table.notes.append(note)
     return table
 
 
@@ -91,7 +96,3 @@ def rss_table(args, cuts: list[tuple[int, Path]], source) -> Table:
     table.notes.append(f"{PROCESSES_PER_SIZE} processes per size, {QUERIES} titles x every mode each; cuts of "
                        f"{source}; load average {load_average()}")
     return table
-
-
-def _slope(sizes: list[int], values: list[int]) -> float | None:
-    return fit_line(sizes, values).slope if len(set(sizes)) > 1 else None
