@@ -58,6 +58,12 @@ def peak_rss_bytes() -> int:
     return _status_bytes("VmHWM:")
 
 
+def anon_rss_bytes() -> int:
+    """Resident memory of this process that no file backs (RssAnon): RSS less the pages of
+    mapped files (the model, tantivy's segments), which the kernel can drop and share."""
+    return _status_bytes("RssAnon:")
+
+
 def _status_bytes(key: str) -> int:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():

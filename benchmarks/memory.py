@@ -23,7 +23,7 @@ QUERIES = 10            # paper titles searched in every mode before RSS is read
 
 _SERVE = """
 import ctypes, gc, json
-from benchmarks.measure import peak_rss_bytes, rss_bytes
+from benchmarks.measure import anon_rss_bytes, peak_rss_bytes, rss_bytes
 from models.config import Settings
 from models.query import MODES
 from search.engine import SearchEngine
@@ -34,7 +34,7 @@ for title in titles:
         engine.search(title, limit=10, mode=mode)
 gc.collect()
 ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed heap back to the OS: RSS is what stays in use
-print(json.dumps([rss_bytes(), peak_rss_bytes(), engine.index_kind]))
+print(json.dumps([rss_bytes(), peak_rss_bytes(), anon_rss_bytes(), engine.index_kind]))
 """
 
 
@@ -78,21 +78,24 @@ def disk_table(indexes: list[tuple[int, Path]], note: str) -> Table:
 
 
 def rss_table(args, cuts: list[tuple[int, Path]], source) -> Table:
-    """RSS of a fresh serving process per size, and the line through them."""
+    """RSS of a fresh serving process per size, and the lines through them."""
     table = Table("Serving RSS per paper as a slope (fresh process per size: engine open + searches)",
-                  ["papers", "index kind", "RSS MB (median)", "peak RSS MB (median)"])
-    sizes, rss = [], []
+                  ["papers", "index kind", "RSS MB", "of which anonymous MB", "peak RSS MB"])
+    sizes, rss, anon = [], [], []
     for papers, target in cuts:
         runs = [json.loads(run_python(_SERVE.format(index=str(target), threads=args.threads, queries=QUERIES))[1])
                 for _ in range(PROCESSES_PER_SIZE)]
-        now, peak = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
-        table.add(papers, runs[0][2], now / 1e6, peak / 1e6)
+        now, peak, anonymous = (statistics.median(r[i] for r in runs) for i in range(3))
+        table.add(papers, runs[0][3], now / 1e6, anonymous / 1e6, peak / 1e6)
         sizes.append(papers)
         rss.append(now)
-    if len(sizes) > 1:
-        line = fit_line(sizes, rss)
-        table.notes.append(f"fit: RSS = {line.intercept / 1e6:.1f} MB + {line.slope:,.0f} bytes/paper x papers "
-                           f"(R² {line.r2:.3f}, {len(sizes)} sizes)")
-    table.notes.append(f"{PROCESSES_PER_SIZE} processes per size, {QUERIES} titles x every mode each; cuts of "
-                       f"{source}; load average {load_average()}")
+        anon.append(anonymous)
+    if len(set(sizes)) > 1:
+        for name, values in (("RSS", rss), ("anonymous RSS", anon)):
+            line = fit_line(sizes, values)
+            table.notes.append(f"fit: {name} = {line.intercept / 1e6:.1f} MB + {line.slope:,.0f} bytes/paper x papers "
+                               f"(R² {line.r2:.3f}, {len(sizes)} sizes)")
+    table.notes.append(f"median of {PROCESSES_PER_SIZE} processes per size, {QUERIES} titles x every mode each, "
+                       "freed heap trimmed before reading; anonymous = RSS less mapped files' pages (the model "
+                       f"file, BM25 segments: shared, droppable); cuts of {source}; load average {load_average()}")
     return table
