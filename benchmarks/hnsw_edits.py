@@ -10,6 +10,7 @@ whether the graph was rebuilt. The index given is copied, never changed.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -91,11 +92,10 @@ def _count(index_dir: Path) -> int:
 def _some_papers(index_dir: Path, count: int) -> list[dict]:
     store = IndexStore.open(index_dir)
     try:
-        rows = store._db.execute("SELECT paper_id, title, abstract FROM papers ORDER BY rowid LIMIT ?",
-                                 (count,)).fetchall()
+        papers = [paper for _, paper in itertools.islice(store.iter_papers(), count)]
     finally:
         store.close()
-    return [{"id": pid, "title": title, "abstract": abstract} for pid, title, abstract in rows]
+    return [{"id": p.paper_id, "title": p.title, "abstract": p.abstract} for p in papers]
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ LanceDB and Chroma are benchmark-only extras: `pip install -e '.[bench]'`.
 from __future__ import annotations
 
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,6 @@ import numpy as np
 from benchmarks.bench import corpus_index
 from benchmarks.measure import ROOT, load_average, load_beir, ndcg_at_k
 from benchmarks.tables import Table
-from indexer.store import layout
 
 PEERS = {"lancedb": "LanceDB", "chroma": "Chroma"}
 MODES = ("dense", "lexical", "hybrid")
@@ -41,16 +39,18 @@ def run(args) -> list[Table]:
 
 def _prepare(index_dir: Path, queries: dict[str, str], work: Path) -> None:
     """The documents with their stored vectors, and the queries encoded once, as files."""
+    from indexer.store import IndexStore
     from models.config import Settings
     from search.engine import SearchEngine
 
-    db = sqlite3.connect(f"file:{layout.db_file(index_dir)}?mode=ro", uri=True)
-    rows = db.execute("SELECT paper_id, title, abstract, embedding FROM papers ORDER BY rowid").fetchall()
-    db.close()
+    store = IndexStore.open(index_dir)
+    papers = [paper for _, paper in store.iter_papers()]  # rowid order, as iter_embeddings
+    matrix = np.concatenate([m for _, m in store.iter_embeddings()])
+    store.close()
     with (work / "docs.jsonl").open("w", encoding="utf-8") as out:
-        for paper_id, title, abstract, _ in rows:
-            out.write(json.dumps({"id": paper_id, "title": title, "text": abstract}) + "\n")
-    np.save(work / "docs.npy", np.stack([np.frombuffer(r[3], dtype=np.float32) for r in rows]))
+        for paper in papers:
+            out.write(json.dumps({"id": paper.paper_id, "title": paper.title, "text": paper.abstract}) + "\n")
+    np.save(work / "docs.npy", matrix)
     engine = SearchEngine.open(Settings(index_dir=index_dir))
     np.save(work / "queries.npy", engine.encoder.encode(list(queries.values()), "query").astype(np.float32))
     engine.close()

@@ -24,7 +24,7 @@ import numpy as np
 from indexer import lexical, vectors
 from indexer.build import make_query_export
 from indexer.lexical import LexicalWriter
-from indexer.store import IndexStore, Upsert, WriteLock, layout, migrate
+from indexer.store import IndexStore, Upsert, WriteLock, codec, layout, migrate
 from models import onnx_digests, onnx_encoder
 from models.embedder import Embedder, model_fingerprint
 from models.errors import IndexCorrupt, IndexNotBuilt, IndexReadOnly, ModelLoadError
@@ -154,14 +154,13 @@ def _check_rows(store: IndexStore, report: CheckReport, verify_hashes: bool = Tr
     Hashes include the model fingerprint, so they are only compared when the model checked out.
     """
     model = store.model
-    expected_bytes = model.dimension * 4
     broken, stale = [], []
     for rowid, paper, digest, blob in store.iter_stored():
-        if len(blob) != expected_bytes:
-            broken.append((paper.paper_id, f"{len(blob)} bytes instead of {expected_bytes}"))
+        if not codec.is_vector_blob(blob, model.dimension):
+            broken.append((paper.paper_id, f"{len(blob)} bytes instead of {model.dimension * 2}"))
             report.stale_rows[rowid] = paper
             continue
-        vector = np.frombuffer(blob, dtype=np.float32)
+        vector = codec.vector_of(blob, model.dimension)
         norm = float(np.linalg.norm(vector))
         if not np.isfinite(vector).all() or abs(norm - 1.0) > _NORM_TOLERANCE:
             broken.append((paper.paper_id, "not finite" if not np.isfinite(norm) else f"length {norm:.3g}, not 1"))

@@ -53,7 +53,7 @@ def test_a_changed_record_is_reembedded_and_a_new_one_added(fresh_index_dir, emb
     assert store.get_papers([records[5]["id"]])[records[5]["id"]].year == 2023
     stored = store.embeddings_for(["seed-03"])["seed-03"]
     expected = embedder.encode([records[2]["title"] + " " + records[2]["abstract"]], "document")[0]
-    assert np.allclose(stored, expected, atol=1e-5)
+    assert np.allclose(stored, expected, atol=2.5e-4)  # stored as float16: one step at |x| < 0.5
     index, _ = store.load_vector_index()
     assert index.ntotal == 25
 

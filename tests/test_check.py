@@ -198,7 +198,7 @@ def _garbage_in_the_middle(path: Path) -> None:
     (lambda p: os.truncate(p, p.stat().st_size // 2), "database disk image is malformed"),
     (lambda p: os.truncate(p, 0), "holds no PaperSearch tables"),
     (lambda p: p.write_bytes(os.urandom(4096) + p.read_bytes()[4096:]), "not a readable SQLite database"),
-    (_garbage_in_the_middle, "malformed"),
+    (_garbage_in_the_middle, f"{layout.DB_FILE} is damaged"),  # SQLite's words depend on the page hit
 ])
 def test_damaged_sqlite_gives_a_clear_message_everywhere(capsys, fresh_index_dir, damage, words):
     damage(layout.db_file(fresh_index_dir))
@@ -239,7 +239,7 @@ def test_a_changed_text_or_broken_embedding_is_re_embedded_by_repair(capsys, fre
     sql(fresh_index_dir, "UPDATE papers SET title = title || ' (edited)' WHERE rowid = 2")
     code, out = cli(capsys, "check", "--index", str(fresh_index_dir))
     assert code == 1
-    assert "1 stored embedding(s) are unusable: 'seed-03' (10 bytes instead of 1536)" in out
+    assert "1 stored embedding(s) are unusable: 'seed-03' (10 bytes instead of 768)" in out
     assert "1 paper(s) have a text that does not match the content hash" in out
     engine = SearchEngine.open(Settings(index_dir=fresh_index_dir), encoder=embedder)
     with pytest.raises(IndexCorrupt, match="the stored embedding of 'seed-03' is damaged"):
@@ -250,7 +250,7 @@ def test_a_changed_text_or_broken_embedding_is_re_embedded_by_repair(capsys, fre
     assert report.ok, report.problems
     assert report.repaired[0] == "re-embedded 2 paper(s) from their stored text"
     store = IndexStore.open(fresh_index_dir)
-    assert np.allclose(store.embeddings_for(["seed-03"])["seed-03"], original, atol=1e-5)
+    assert np.allclose(store.embeddings_for(["seed-03"])["seed-03"], original, atol=2.5e-4)  # float16 steps
     store.close()
 
 

@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from api.cli import main
@@ -23,6 +24,7 @@ from search.engine import SearchEngine
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "index-format1"
 QUERY = "protein structure prediction"
+SEED_02_TITLE = "PP-LiteSeg: A Superior Real-Time Semantic Segmentation Model"
 
 
 @pytest.fixture
@@ -133,3 +135,55 @@ def test_a_newer_format_is_refused_with_one_line(capsys, old_index, where, comma
         assert "index format 99" in lines[0] and "Upgrade PaperSearch" in lines[0]
     after = {p.name: p.read_bytes() for p in old_index.iterdir() if p.is_file()}
     assert {k: v for k, v in after.items() if k in before} == before  # nothing rewritten
+
+
+# --- format 2: float16 vectors and compressed abstracts beside format-1 rows ------------------------
+
+
+def _stored_forms(directory: Path) -> dict[str, tuple[int, type]]:
+    """paper_id -> (embedding bytes, type of the stored abstract), read with plain sqlite3."""
+    with sqlite3.connect(f"file:{layout.db_file(directory)}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT paper_id, length(embedding), abstract FROM papers").fetchall()
+    db.close()
+    return {pid: (size, type(abstract)) for pid, size, abstract in rows}
+
+
+def test_rows_of_both_formats_read_alike_after_the_upgrade(old_index, embedder):
+    from indexer.build import add_papers
+    from models.paper import Paper
+
+    old = IndexStore.open(old_index, upgrade=False)
+    before = {paper.paper_id: paper for _, paper in old.iter_papers()}
+    old.close()
+    new = Paper(paper_id="new-1", title="Lightweight OCR for receipts",
+                abstract="We recognise text on shop receipts with a small convolutional network. " * 3)
+    add_papers(Settings(index_dir=old_index), [new], embedder=embedder)  # upgrades to format 2 first
+    assert meta(old_index, "format_version") == str(migrate.FORMAT_VERSION)
+    forms = _stored_forms(old_index)
+    assert forms["new-1"] == (embedder.info.dimension * 2, bytes)  # float16, a zstd frame
+    assert forms["seed-01"] == (embedder.info.dimension * 4, str)  # format-1 rows are left as they were
+    store = IndexStore.open(old_index)
+    try:
+        assert {p.paper_id: p for _, p in store.iter_papers() if p.paper_id in before} == before
+        assert store.get_papers(["new-1"])["new-1"] == new
+        vectors = store.embeddings_for(["new-1", "seed-01"])
+        assert {k: v.dtype for k, v in vectors.items()} == {"new-1": np.float32, "seed-01": np.float32}
+    finally:
+        store.close()
+    engine = SearchEngine.open(Settings(index_dir=old_index), encoder=embedder)
+    try:
+        assert engine.search("OCR on shop receipts", limit=1, mode="dense")[0].paper.paper_id == "new-1"
+        assert engine.search(QUERY, limit=1, mode="hybrid")[0].paper.paper_id == "seed-01"
+        assert engine.related("new-1", limit=3)  # a float16 row as the query
+    finally:
+        engine.close()
+    assert check_index(old_index).ok
+
+
+def test_a_damaged_compressed_abstract_is_one_line_naming_the_file(capsys, fresh_index_dir):
+    with sqlite3.connect(layout.db_file(fresh_index_dir)) as db:
+        db.execute("UPDATE papers SET abstract=? WHERE paper_id='seed-02'", (b"\x28\xb5\x2f\xfd garbage",))
+    db.close()
+    code = main(["search", SEED_02_TITLE, "--mode", "lexical", "--index", str(fresh_index_dir)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "stored abstract cannot be decompressed" in lines[0], lines

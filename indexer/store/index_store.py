@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer import vectors
-from indexer.store import layout, migrate, schema
+from indexer.store import codec, layout, migrate, schema
 from indexer.store.filter_sql import filter_where
 from indexer.store.lock import WriteLock, read_only_error
 from indexer.store.lookups import CorpusReads, IdentifierReads
@@ -289,31 +289,36 @@ class IndexStore(RecordWrites, IdentifierReads, CorpusReads, VectorFileStore):
         resolved = self.resolve_ids(paper_ids)
         sql = "SELECT paper_id, embedding FROM papers WHERE paper_id IN ({marks})"
         out: dict[str, np.ndarray] = {}
-        size = self.model.dimension * 4
+        dimension = self.model.dimension
         for pid, blob in self._rows_in(sql, set(resolved.values())):
-            if len(blob or b"") != size:
+            if not codec.is_vector_blob(blob, dimension):
                 raise IndexCorrupt(f"{layout.db_file(self.directory)}: the stored embedding of {pid!r} is damaged. "
                                    f"Run 'papersearch check --repair --index {self.directory}'.")
-            out[pid] = np.frombuffer(blob, dtype=np.float32)
+            out[pid] = codec.vector_of(blob, dimension)
         return {given: out[pid] for given, pid in resolved.items() if pid in out}
 
     def embeddings_by_rowid(self, rowids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """(found rowids, their stored vectors) for FAISS ids; rows deleted meanwhile are skipped."""
         rows = list(self._rows_in("SELECT rowid, embedding FROM papers WHERE rowid IN ({marks})",
                                   [int(r) for r in rowids]))
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), self.model.dimension)
-        return np.array([r[0] for r in rows], dtype=np.int64), matrix
+        self._require_vectors(rows)
+        return (np.array([r[0] for r in rows], dtype=np.int64),
+                codec.matrix_of([r[1] for r in rows], self.model.dimension))
 
     def iter_embeddings(self, chunk_size: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(rowids, vectors) chunks over the whole index, in rowid order."""
-        dimension = self.model.dimension
         for rows in self._pages("rowid, embedding", chunk_size):
-            if any(len(r[1] or b"") != dimension * 4 for r in rows):
-                raise IndexCorrupt(f"{layout.db_file(self.directory)}: stored embeddings are not "
-                                   f"{dimension}-dimensional. Run 'papersearch check --repair --index "
-                                   f"{self.directory}'.")
+            self._require_vectors(rows)
             rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            yield rowids, np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
+            yield rowids, codec.matrix_of([r[1] for r in rows], self.model.dimension)
+
+    def _require_vectors(self, rows: list[tuple]) -> None:
+        """IndexCorrupt (with the repair to run) when a (rowid, embedding) row holds no usable vector."""
+        dimension = self.model.dimension
+        if any(not codec.is_vector_blob(r[1], dimension) for r in rows):
+            raise IndexCorrupt(f"{layout.db_file(self.directory)}: stored embeddings are not "
+                               f"{dimension}-dimensional. Run 'papersearch check --repair --index "
+                               f"{self.directory}'.")
 
     def sample_embeddings(self, size: int) -> np.ndarray:
         """About `size` stored vectors spread evenly over the index (every n-th row), for training."""

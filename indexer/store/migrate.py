@@ -33,7 +33,7 @@ from indexer.store import layout
 from models.errors import IndexCorrupt
 
 FIRST_FORMAT = 1  # what `IndexStore.create` records before the steps run; also an index without the key
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,16 @@ class Migration:
     apply: Callable[[sqlite3.Connection, Path], None]  # (read-write connection in a transaction, directory)
 
 
-# format N -> the step to N + 1. Empty while the format is 1.
-MIGRATIONS: dict[int, Migration] = {}
+def _compact_columns(db: sqlite3.Connection, directory: Path) -> None:
+    """Nothing to rewrite: rows stored by format 1 (float32 vectors, plain abstracts) stay readable
+    as they are (indexer/store/codec.py tells the forms apart) and take the compact form when next
+    written. The version matters for older releases, which would misread a float16 vector."""
+
+
+# format N -> the step to N + 1.
+MIGRATIONS: dict[int, Migration] = {
+    1: Migration("embeddings are stored as float16 and abstracts zstd-compressed from now on", _compact_columns),
+}
 
 
 def manifest_format(directory: Path) -> int | None:

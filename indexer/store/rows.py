@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
+from indexer.store import codec
 from models.paper import Paper
 
 # The columns `paper_from_row` reads, in its order; the row id first.
@@ -19,15 +20,16 @@ Fetch = Callable[[str, Sequence], list[tuple]]
 def paper_from_row(row: Sequence) -> Paper:
     """The Paper stored in a row selected with PAPER_COLUMNS first."""
     return Paper(
-        paper_id=row[1], title=row[2], abstract=row[3], authors=tuple(json.loads(row[4])),
+        paper_id=row[1], title=row[2], abstract=codec.abstract_text(row[3]), authors=tuple(json.loads(row[4])),
         year=row[5], categories=tuple(json.loads(row[6])), venue=row[7], url=row[8], doi=row[9],
         extra=json.loads(row[10]),
     )
 
 
 def paper_fields(paper: Paper) -> tuple:
-    """The stored form of a Paper's columns after paper_id (title .. extra), JSON where needed."""
-    return (paper.title, paper.abstract, json.dumps(list(paper.authors), ensure_ascii=False),
+    """The stored form of a Paper's columns after paper_id (title .. extra): JSON lists and objects, the
+    abstract compressed (indexer/store/codec.py)."""
+    return (paper.title, codec.abstract_value(paper.abstract), json.dumps(list(paper.authors), ensure_ascii=False),
             paper.year, json.dumps(list(paper.categories), ensure_ascii=False), paper.venue,
             paper.url, paper.doi, json.dumps(paper.extra, ensure_ascii=False, default=str))
 

@@ -45,6 +45,8 @@ MIGRATIONS = (
     """,
 )
 
+PAGE_SIZE = 16_384
+
 # Metadata every finished index records.
 REQUIRED_META = ("model_name", "model_fingerprint", "dimension", "generation")
 
@@ -63,6 +65,9 @@ def connect(db_path: Path, read_only: bool = False) -> sqlite3.Connection:
             connection.execute("PRAGMA user_version").fetchone()  # SQLite opens lazily: fail here, not later
             return connection
         connection = sqlite3.connect(db_path, timeout=30, check_same_thread=False, isolation_level=None)
+        # Only takes effect on a new file (before WAL mode fixes it): a row is ~2 KB, and 16 KB
+        # pages waste ~5% around rows where 4 KB pages waste ~20% (SciFact: 9.5 vs 11.0 MB).
+        connection.execute(f"PRAGMA page_size={PAGE_SIZE}")
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA busy_timeout=30000")

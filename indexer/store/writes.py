@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from indexer.store import identifiers, vector_file
+from indexer.store import codec, identifiers, vector_file
 from indexer.store.rows import paper_fields
 from indexer.vectors.base import VectorIndex
 from models.paper import Paper
@@ -110,7 +110,7 @@ class RecordWrites:
         self._db.execute(
             "INSERT INTO papers(rowid, paper_id, title, abstract, authors, year, categories, venue, url, doi, "
             "extra, content_hash, embedding, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (next_rowid, paper.paper_id, *fields, vector.tobytes(), int(time.time())))
+            (next_rowid, paper.paper_id, *fields, codec.vector_blob(vector), int(time.time())))
         identifiers.replace(self._db, paper)
         result.added_rowids.append(next_rowid)
         result.added_vectors.append(vector)
