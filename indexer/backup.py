@@ -111,6 +111,8 @@ def _copy(source: Path, target: Path) -> BackupReport:
 
 
 def _vectors(source: Path, store: IndexStore, report: BackupReport) -> None:
+    if not store.keeps_vector_file:
+        return  # a flat index is built from the copied database on open
     generation = store.generation
     # The copy's own record names the snapshot it catches up from (it may lag behind `generation`).
     saved_for = store.snapshot_generation

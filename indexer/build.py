@@ -179,13 +179,15 @@ class IndexWriter:
     def flush(self) -> None:
         """Save the manifest, and a new vector snapshot when one is due (cheap otherwise)."""
         store = self.store
-        if self._snapshot_wanted():
+        if not store.keeps_vector_file:
+            store.drop_vector_files()  # a flat index is built from SQLite on open; none to save
+        elif self._snapshot_wanted():
             store.save_vector_index(self._current_vectors(), store.generation)
             self._force_snapshot = False
         store.write_manifest()
 
     def _snapshot_wanted(self) -> bool:
-        return self._force_snapshot or self.store.snapshot_due()
+        return self.store.keeps_vector_file and (self._force_snapshot or self.store.snapshot_due())
 
     def _current_vectors(self):
         """The vector index of the store's current rows: the snapshot caught up, else rebuilt.

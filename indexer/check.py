@@ -182,6 +182,8 @@ def _check_rows(store: IndexStore, report: CheckReport, verify_hashes: bool = Tr
 def _check_vectors(store: IndexStore, report: CheckReport) -> None:
     """The FAISS snapshot exists, is the file saved (checksum), caught up matches SQLite's ids and
     vectors, and has the structure the index type asks for."""
+    if not store.keeps_vector_file:
+        return  # a flat index is the stored vectors themselves, built from SQLite on every open
     generation = report.generation
     index, problem = store.vector_file_status(generation)
     repair = "; searches still work meanwhile (rebuilt in memory on every open)"
@@ -301,11 +303,12 @@ def _repair(directory: Path, before: CheckReport, index_type: str | None, embedd
         if index_type is not None and index_type != store.index_type:
             store.set_index_type(index_type)
             done.append(f"set the index type to {index_type}")
-        index = store.build_vector_index()
-        generation = store.generation
-        store.save_vector_index(index, generation)
-        done.append(f"rebuilt {layout.vector_file(directory, generation).name} ({index.name}) from "
-                    f"{index.ntotal} stored embeddings")
+        if store.keeps_vector_file:
+            index = store.build_vector_index()
+            generation = store.generation
+            store.save_vector_index(index, generation)
+            done.append(f"rebuilt {layout.vector_file(directory, generation).name} ({index.name}) from "
+                        f"{index.ntotal} stored embeddings")
         removed = store.leftover_files()
         for path in removed:
             path.unlink(missing_ok=True)

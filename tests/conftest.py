@@ -78,6 +78,26 @@ def fresh_index_dir(tmp_path, sample_index_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def hnsw_sample_dir(tmp_path_factory, sample_index_dir) -> Path:
+    """The sample index with an HNSW vector index, which is kept in a FAISS file (a flat one is
+    built from SQLite on open instead): for tests of that file. Tests must not write to it."""
+    from indexer.check import repair_index
+
+    directory = tmp_path_factory.mktemp("hnsw-index") / "index"
+    shutil.copytree(sample_index_dir, directory, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
+    assert repair_index(directory, index_type="hnsw").ok  # re-embeds nothing
+    return directory
+
+
+@pytest.fixture
+def hnsw_index_dir(tmp_path, hnsw_sample_dir) -> Path:
+    """A private copy of `hnsw_sample_dir` that a test may change."""
+    target = tmp_path / "hnsw-index"
+    shutil.copytree(hnsw_sample_dir, target, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
+    return target
+
+
+@pytest.fixture(scope="session")
 def sample_engine(sample_index_dir, embedder):
     """A SearchEngine over the shared sample index."""
     from models.config import Settings

@@ -29,24 +29,30 @@ def ids_in(directory: Path) -> set[str]:
         store.close()
 
 
-def test_a_backup_is_a_clean_copy_that_searches_alike(capsys, fresh_index_dir, tmp_path, embedder):
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])  # flat keeps no FAISS file; hnsw's is copied
+def test_a_backup_is_a_clean_copy_that_searches_alike(capsys, fresh_index_dir, hnsw_index_dir, tmp_path, embedder,
+                                                      kind):
+    source = hnsw_index_dir if kind == "hnsw" else fresh_index_dir
     target = tmp_path / "backup"
-    assert main(["backup", "--index", str(fresh_index_dir), str(target)]) == 0
+    assert main(["backup", "--index", str(source), str(target)]) == 0
     out = capsys.readouterr().out
     assert "24 papers, generation 1, checked OK" in out
-    assert "copied:" in out and layout.vector_file(target, 1).name in out and "lexical/" in out
+    assert "copied:" in out and "lexical/" in out
+    assert (layout.vector_file(target, 1).name in out) == (kind == "hnsw")
+    saved = [layout.vector_file(".", 1).name] if kind == "hnsw" else []
+    assert [p.name for p in layout.vector_files(target)] == saved
     assert check_index(target).ok
-    assert ranking(target, embedder) == ranking(fresh_index_dir, embedder)
+    assert ranking(target, embedder) == ranking(source, embedder)
     assert not list(tmp_path.glob(".*backup"))  # no staging folder left behind
 
 
-def test_derived_parts_that_do_not_match_the_copy_are_rebuilt(fresh_index_dir, tmp_path, embedder):
-    layout.vector_file(fresh_index_dir, 1).unlink()
-    layout.lexical_state_file(fresh_index_dir).unlink()
-    report = backup_index(fresh_index_dir, tmp_path / "backup")
+def test_derived_parts_that_do_not_match_the_copy_are_rebuilt(hnsw_index_dir, tmp_path, embedder):
+    layout.vector_file(hnsw_index_dir, 1).unlink()
+    layout.lexical_state_file(hnsw_index_dir).unlink()
+    report = backup_index(hnsw_index_dir, tmp_path / "backup")
     assert report.rebuilt == [layout.vector_file(".", 1).name, "lexical/ (BM25)"]
     assert check_index(tmp_path / "backup").ok
-    assert ranking(tmp_path / "backup", embedder) == ranking(fresh_index_dir, embedder)
+    assert ranking(tmp_path / "backup", embedder) == ranking(hnsw_index_dir, embedder)
 
 
 def test_a_write_in_progress_is_not_copied_and_does_not_block_the_backup(fresh_index_dir, tmp_path):

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 from indexer.build import delete_papers, index_file
+from indexer.check import check_index
 from indexer.store import IndexStore, layout
 from models.config import Settings
 from models.embedder import Embedder
 from models.errors import IndexModelMismatch, InvalidInput
+from search.engine import SearchEngine
 from tests.conftest import SAMPLE
 
 
@@ -132,9 +134,32 @@ def test_another_model_is_a_clear_error(fresh_index_dir, other_model_dir, tmp_pa
     assert Embedder(str(other_model_dir)).fingerprint != IndexStore.open(fresh_index_dir).model.fingerprint
 
 
-def test_a_stale_faiss_file_is_rebuilt_from_stored_embeddings(fresh_index_dir):
-    store = IndexStore.open(fresh_index_dir)
+def test_a_stale_faiss_file_is_rebuilt_from_stored_embeddings(hnsw_index_dir):
+    store = IndexStore.open(hnsw_index_dir)
     generation = store.generation
-    layout.vector_file(fresh_index_dir, generation).unlink()
+    layout.vector_file(hnsw_index_dir, generation).unlink()
     index, loaded_generation = store.load_vector_index()
     assert loaded_generation == generation and index.ntotal == 24
+
+
+def test_a_flat_index_keeps_each_vector_once_and_switching_kind_moves_the_file(capsys, fresh_index_dir,
+                                                                               embedder):
+    """Flat is the stored vectors themselves: no FAISS file, built from SQLite on open. A kind that
+    is more than that (hnsw) saves one; switching back to flat drops it."""
+    from api.cli import main
+
+    assert layout.vector_files(fresh_index_dir) == []
+    store = IndexStore.open(fresh_index_dir)
+    index, _ = store.load_vector_index()
+    assert (index.name, index.ntotal, store.vector_file_problem, store.keeps_vector_file) == ("flat", 24, None, False)
+    store.close()
+    assert main(["rebuild", "--index", str(fresh_index_dir), "--index-type", "hnsw", "--quiet"]) == 0
+    assert [p.name for p in layout.vector_files(fresh_index_dir)] == [layout.vector_file(".", 1).name]
+    assert main(["rebuild", "--index", str(fresh_index_dir), "--index-type", "flat", "--quiet"]) == 0
+    assert layout.vector_files(fresh_index_dir) == []
+    assert check_index(fresh_index_dir).ok
+    engine = SearchEngine.open(Settings(index_dir=fresh_index_dir), encoder=embedder)
+    try:
+        assert engine.index_kind == "flat" and engine.search("lightweight OCR", limit=1, mode="dense")
+    finally:
+        engine.close()

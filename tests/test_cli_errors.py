@@ -158,26 +158,26 @@ def test_enospc_on_the_first_file_write_is_one_line_and_changes_nothing(command,
 
 
 @pytest.mark.parametrize("command", ["index", "delete"])
-def test_enospc_on_the_vectors_file_leaves_the_index_as_it_was(command, fresh_index_dir, new_papers, monkeypatch,
+def test_enospc_on_the_vectors_file_leaves_the_index_as_it_was(command, hnsw_index_dir, new_papers, monkeypatch,
                                                                capsys):
-    """The last write of a session commits together with its vectors file when a new snapshot is
-    due (here: every write), so a full disk there rolls the records back too; once there is room,
-    the same command succeeds."""
+    """(An HNSW index: a flat one keeps no vectors file.) The last write of a session commits
+    together with its vectors file when a new snapshot is due (here: every write), so a full disk
+    there rolls the records back too; once there is room, the same command succeeds."""
     monkeypatch.setattr(vector_file, "SNAPSHOT_MIN_CHANGES", 0)
     monkeypatch.setattr(vector_file, "SNAPSHOT_CHANGE_SHARE", 0.0)
-    before = snapshot(fresh_index_dir)
+    before = snapshot(hnsw_index_dir)
     refused = _disk_full_at(monkeypatch, lambda path: layout.is_vector_file(path))
     argv = [str(new_papers)] if command == "index" else ["seed-01"]
-    assert main([command, *argv, "--index", str(fresh_index_dir)]) == EXIT_FAILURE
+    assert main([command, *argv, "--index", str(hnsw_index_dir)]) == EXIT_FAILURE
     assert refused
     one_line_error(capsys, "disk is full")
     monkeypatch.undo()
     monkeypatch.setattr(vector_file, "SNAPSHOT_MIN_CHANGES", 0)
     monkeypatch.setattr(vector_file, "SNAPSHOT_CHANGE_SHARE", 0.0)
-    assert snapshot(fresh_index_dir) == before
-    assert main(["check", "--index", str(fresh_index_dir)]) == 0, capsys.readouterr()
-    assert main([command, *argv, "--index", str(fresh_index_dir)]) == 0, capsys.readouterr().err
-    assert snapshot(fresh_index_dir) != before
+    assert snapshot(hnsw_index_dir) == before
+    assert main(["check", "--index", str(hnsw_index_dir)]) == 0, capsys.readouterr()
+    assert main([command, *argv, "--index", str(hnsw_index_dir)]) == 0, capsys.readouterr().err
+    assert snapshot(hnsw_index_dir) != before
 
 
 # --- paths that are not what they should be --------------------------------------------------------

@@ -54,7 +54,7 @@ def synthetic_ivfpq(tmp_path_factory):
     index = store.build_vector_index()
     store.save_vector_index(index, store.generation)
     store.close()
-    return directory, matrix
+    return directory, matrix.astype(np.float16).astype(np.float32)  # as stored (indexer/store/codec.py)
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_related_scores_are_exact_and_recall_is_high(synthetic_ivfpq, synthetic_
         hits = synthetic_engine.related(f"p{row}", limit=10, mode="dense")
         assert f"p{row}" not in [h.paper.paper_id for h in hits]
         got = [int(h.paper.paper_id[1:]) for h in hits]
-        # Refinement re-scores from the stored float32 vectors: scores are exact, not PQ estimates.
+        # Refinement re-scores from the stored vectors: scores are exact, not PQ estimates.
         np.testing.assert_allclose([h.score for h in hits], matrix[got] @ matrix[row], atol=1e-5)
         assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
         found += len(set(got) & set(oracle_top(matrix, matrix[row], 10, exclude={int(row)})))

@@ -2,6 +2,8 @@
 
 A small write leaves the FAISS file alone; a reader of a later generation applies the rows
 written since (and drops the rows gone since); a new snapshot is saved once enough has changed.
+The file tests use an HNSW index: a flat one keeps no file (it is built from SQLite on every open),
+and its engine refresh catches up in memory the same way.
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ def _files(directory):
     return {p.name: p.read_bytes() for p in layout.vector_files(directory)}
 
 
-def test_a_small_write_leaves_the_vector_file_and_readers_catch_up(fresh_index_dir, embedder):
-    settings = Settings(index_dir=fresh_index_dir)
-    before = _files(fresh_index_dir)
+def test_a_small_write_leaves_the_vector_file_and_readers_catch_up(hnsw_index_dir, embedder):
+    settings = Settings(index_dir=hnsw_index_dir)
+    before = _files(hnsw_index_dir)
     add_papers(settings, NEW, embedder=embedder)
     delete_papers(settings, ["seed-01"])
-    assert _files(fresh_index_dir) == before  # not rewritten, not renamed
+    assert _files(hnsw_index_dir) == before  # not rewritten, not renamed
 
-    store = IndexStore.open(fresh_index_dir)
+    store = IndexStore.open(hnsw_index_dir)
     assert store.snapshot_generation < store.generation and store.changes_since_snapshot == 4
     index, _ = store.load_vector_index()
     assert store.vector_file_problem is None
@@ -43,7 +45,7 @@ def test_a_small_write_leaves_the_vector_file_and_readers_catch_up(fresh_index_d
     assert set(found[:3]) == {"new-0", "new-1", "new-2"}
     assert "seed-01" not in [h.paper.paper_id for h in engine.search("a", limit=30, mode="dense")]
     engine.close()
-    assert check_index(fresh_index_dir).ok  # a lagging snapshot is a healthy index
+    assert check_index(hnsw_index_dir).ok  # a lagging snapshot is a healthy index
 
 
 def test_an_engine_refresh_applies_only_the_new_rows(fresh_index_dir, embedder):
@@ -58,32 +60,32 @@ def test_an_engine_refresh_applies_only_the_new_rows(fresh_index_dir, embedder):
     engine.close()
 
 
-def test_a_new_snapshot_is_saved_once_enough_changed(fresh_index_dir, embedder, monkeypatch):
+def test_a_new_snapshot_is_saved_once_enough_changed(hnsw_index_dir, embedder, monkeypatch):
     monkeypatch.setattr(vector_file, "SNAPSHOT_MIN_CHANGES", 2)
-    settings = Settings(index_dir=fresh_index_dir)
+    settings = Settings(index_dir=hnsw_index_dir)
     add_papers(settings, NEW[:2], embedder=embedder)  # 2 changes: not yet more than 2
-    store = IndexStore.open(fresh_index_dir)
+    store = IndexStore.open(hnsw_index_dir)
     assert store.snapshot_generation < store.generation
     store.close()
     add_papers(settings, NEW[2:], embedder=embedder)  # 3 changes: due
-    store = IndexStore.open(fresh_index_dir)
+    store = IndexStore.open(hnsw_index_dir)
     assert store.snapshot_generation == store.generation and store.changes_since_snapshot == 0
-    assert [p.name for p in layout.vector_files(fresh_index_dir)] == [layout.vector_file(".", store.generation).name]
+    assert [p.name for p in layout.vector_files(hnsw_index_dir)] == [layout.vector_file(".", store.generation).name]
     store.close()
 
 
-def test_a_damaged_lagging_snapshot_is_never_served(fresh_index_dir, embedder):
-    add_papers(Settings(index_dir=fresh_index_dir), NEW, embedder=embedder)
-    (path,) = layout.vector_files(fresh_index_dir)
+def test_a_damaged_lagging_snapshot_is_never_served(hnsw_index_dir, embedder):
+    add_papers(Settings(index_dir=hnsw_index_dir), NEW, embedder=embedder)
+    (path,) = layout.vector_files(hnsw_index_dir)
     data = bytearray(path.read_bytes())
     data[-100] ^= 0xFF
     path.write_bytes(bytes(data))
-    store = IndexStore.open(fresh_index_dir)
+    store = IndexStore.open(hnsw_index_dir)
     index, _ = store.load_vector_index()
     assert "checksum differs" in store.vector_file_problem
     assert np.array_equal(np.sort(index.live_ids()), store.all_rowids())  # rebuilt from SQLite instead
     store.close()
-    assert not check_index(fresh_index_dir).ok
+    assert not check_index(hnsw_index_dir).ok
 
 
 @pytest.mark.parametrize("kind", ["hnsw", "ivfpq"])

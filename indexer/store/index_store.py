@@ -298,27 +298,31 @@ class IndexStore(RecordWrites, IdentifierReads, CorpusReads, VectorFileStore):
         return {given: out[pid] for given, pid in resolved.items() if pid in out}
 
     def embeddings_by_rowid(self, rowids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(found rowids, their stored vectors) for FAISS ids; rows deleted meanwhile are skipped."""
-        rows = list(self._rows_in("SELECT rowid, embedding FROM papers WHERE rowid IN ({marks})",
-                                  [int(r) for r in rowids]))
-        self._require_vectors(rows)
+        """(found rowids, their stored vectors) for FAISS ids; rows deleted meanwhile, or whose
+        vector is unusable (`_usable`), are skipped."""
+        rows = self._usable(list(self._rows_in("SELECT rowid, embedding FROM papers WHERE rowid IN ({marks})",
+                                               [int(r) for r in rowids])))
         return (np.array([r[0] for r in rows], dtype=np.int64),
                 codec.matrix_of([r[1] for r in rows], self.model.dimension))
 
     def iter_embeddings(self, chunk_size: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(rowids, vectors) chunks over the whole index, in rowid order."""
+        """(rowids, vectors) chunks over the whole index, in rowid order (unusable vectors skipped)."""
         for rows in self._pages("rowid, embedding", chunk_size):
-            self._require_vectors(rows)
+            rows = self._usable(rows)
             rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             yield rowids, codec.matrix_of([r[1] for r in rows], self.model.dimension)
 
-    def _require_vectors(self, rows: list[tuple]) -> None:
-        """IndexCorrupt (with the repair to run) when a (rowid, embedding) row holds no usable vector."""
+    def _usable(self, rows: list[tuple]) -> list[tuple]:
+        """The (rowid, embedding) rows holding a usable vector. One damaged vector must not make the
+        whole index unsearchable: its paper is left out of dense search (with a warning) until
+        `check --repair` re-embeds it; `check` names it, and `embeddings_for` refuses it."""
         dimension = self.model.dimension
-        if any(not codec.is_vector_blob(r[1], dimension) for r in rows):
-            raise IndexCorrupt(f"{layout.db_file(self.directory)}: stored embeddings are not "
-                               f"{dimension}-dimensional. Run 'papersearch check --repair --index "
-                               f"{self.directory}'.")
+        usable = [r for r in rows if codec.is_vector_blob(r[1], dimension)]
+        if len(usable) < len(rows):
+            log.warning("warning: %s: %d stored embedding(s) are unusable and left out of dense search; run "
+                        "'papersearch check --repair --index %s'", layout.db_file(self.directory),
+                        len(rows) - len(usable), self.directory)
+        return usable
 
     def sample_embeddings(self, size: int) -> np.ndarray:
         """About `size` stored vectors spread evenly over the index (every n-th row), for training."""

@@ -45,9 +45,20 @@ class Migration:
 
 
 def _compact_columns(db: sqlite3.Connection, directory: Path) -> None:
-    """Nothing to rewrite: rows stored by format 1 (float32 vectors, plain abstracts) stay readable
-    as they are (indexer/store/codec.py tells the forms apart) and take the compact form when next
-    written. The version matters for older releases, which would misread a float16 vector."""
+    """Rows stored by format 1 (float32 vectors, plain abstracts) stay as they are: they remain
+    readable (indexer/store/codec.py tells the forms apart) and take the compact form when next
+    written. The version matters for older releases, which would misread a float16 vector.
+
+    Format 2 also keeps no file for a flat index (indexer/vectors/flat.py): format 1's is dropped.
+    """
+    from indexer import vectors  # FAISS, only for an index that needs this step
+
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+    count = db.execute("SELECT count(*) FROM papers").fetchone()[0]
+    if not vectors.kind_for(vectors.resolve_index_type(meta.get("index_type") or "auto", count)).persisted:
+        db.execute("DELETE FROM meta WHERE key IN ('vectors_digest', 'vectors_changes')")
+        for path in layout.vector_files(directory):
+            path.unlink(missing_ok=True)  # derived: if this step rolls back, opens rebuild it anyway
 
 
 # format N -> the step to N + 1.

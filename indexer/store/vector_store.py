@@ -43,7 +43,7 @@ class VectorFileStore:
             if current is not None:  # a refresh: only the rows changed since are read
                 index = vector_file.catch_up(current if in_place else current.copy(), self.all_rowids(),
                                              self.embeddings_by_rowid)
-            if index is None:
+            if index is None and self.keeps_vector_file:
                 index, problem = self.vector_file_status(generation)
             if index is None:
                 index = self.build_vector_index()
@@ -57,6 +57,12 @@ class VectorFileStore:
                                          self.model.dimension, self.all_rowids, self.embeddings_by_rowid)
 
     @property
+    def keeps_vector_file(self) -> bool:
+        """Whether this index saves its vector index at all: not when the kind its index type and
+        size pick is only the stored vectors (flat), which every open builds from SQLite instead."""
+        return vectors.kind_for(vectors.resolve_index_type(self.index_type, self.count())).persisted
+
+    @property
     def snapshot_generation(self) -> int | None:
         """The generation the vector file was saved for (it may lag behind `generation`)."""
         return vector_file.snapshot_generation(self._meta_get("vectors_digest"))
@@ -68,6 +74,8 @@ class VectorFileStore:
 
     def snapshot_due(self) -> bool:
         """Whether the vector file should be saved anew: missing, or too far behind SQLite."""
+        if not self.keeps_vector_file:
+            return False
         saved_for = self.snapshot_generation
         if saved_for is None or not layout.vector_file(self.directory, saved_for).is_file():
             return True
@@ -76,17 +84,37 @@ class VectorFileStore:
     def save_vector_index(self, index: VectorIndex, generation: int) -> None:
         """Persist `index` as the file for `generation`, record its checksum, drop older files.
 
-        Only a process holding the write lock may call this.
+        Only a process holding the write lock may call this. For a kind that is not saved
+        (`keeps_vector_file`), it only drops vector files left from when the index was another kind.
         """
         self.require_writable()
+        if not index.persisted:
+            self.drop_vector_files()
+            return
         record = vector_file.write(self.directory, index, generation)
         with self._transaction_lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._meta_set_many({"vectors_digest": record, "vectors_changes": "0"})
         vector_file.remove_other_generations(self.directory, generation)
 
+    def drop_vector_files(self) -> None:
+        """Forget the vector file: its record first, then every FAISS file (a kind that is not saved).
+
+        Only a process holding the write lock may call this."""
+        self.require_writable()
+        if self._meta_get("vectors_digest") is not None:
+            with self._transaction_lock, self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("DELETE FROM meta WHERE key IN ('vectors_digest', 'vectors_changes')")
+        for path in layout.vector_files(self.directory):
+            path.unlink(missing_ok=True)
+
     def leftover_files(self) -> list[Path]:
-        """Files an interrupted write left behind: temp files and FAISS files of other generations."""
+        """Files an interrupted write left behind: temp files and FAISS files of other generations
+        (every FAISS file, for a kind that is not saved)."""
+        if not self.keeps_vector_file:
+            return sorted(p for p in self.directory.iterdir() if p.is_file() and (
+                layout.is_temp_file(p) or layout.is_vector_file(p)))
         saved_for = self.snapshot_generation
         return vector_file.leftover_files(self.directory, self.generation if saved_for is None else saved_for)
 

@@ -43,6 +43,9 @@ class VectorIndex:
     tolerance: ClassVar[float] = 1e-5
     # False when the index keeps only compressed codes, so there is no vector to compare.
     holds_vectors: ClassVar[bool] = True
+    # False when the structure is nothing but the stored vectors (flat): it is then built from
+    # SQLite on every open instead of being saved, so each vector is kept on disk once.
+    persisted: ClassVar[bool] = True
 
     def __init__(self, index: faiss.Index):
         self.faiss = index

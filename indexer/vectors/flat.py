@@ -11,6 +11,9 @@ class FlatIndex(VectorIndex):
     """Every vector scored for every query: exact, about 1 ms per 10k vectors on one core."""
 
     name = "flat"
+    # Building it from SQLite's float16 vectors on open costs about what reading and checksumming
+    # its float32 file did (both read every vector once), and saving it would double the disk.
+    persisted = False
 
     @classmethod
     def create(cls, dimension: int, count: int = 0) -> FlatIndex:
