@@ -92,7 +92,7 @@ def cut_index(source: str | Path, target: str | Path, papers: int, index_type: s
 
     Written through the ordinary IndexWriter with the stored embeddings given, so nothing is
     re-embedded and the new index has the current format whatever the source's was. The source
-    is only read. Returns the papers written.
+    is only read, never upgraded. Returns the papers written.
     """
     from indexer.build import IndexReport, IndexWriter
     from indexer.store import IndexStore
@@ -100,7 +100,7 @@ def cut_index(source: str | Path, target: str | Path, papers: int, index_type: s
 
     source, target = Path(source), Path(target)
     shutil.rmtree(target, ignore_errors=True)
-    store = IndexStore.open(source)
+    store = IndexStore.open(source, upgrade=False)  # read as it is: an older format stays untouched
     try:
         fingerprint = store.model.fingerprint
         export = layout.onnx_export_dir(source, fingerprint)
