@@ -13,6 +13,7 @@ Also `papersearch bench ...` (same arguments). Sections (run the ones named, def
     mcp     `papersearch mcp` round trip per tool over stdio (sample or --index)
     facets  hybrid/dense/lexical search with and without facets and sort=date, on the scale index
     related related-by-id and recommend latency per mode, hybrid against dense (--related-index)
+    memory  disk per paper by part and serving RSS per paper, as slopes over index sizes
 
 Example:
     python -m benchmarks.bench encode query --corpus ../shared/data/scifact --sample 300
@@ -33,7 +34,7 @@ from benchmarks.measure import ROOT, load_average
 from benchmarks.tables import Table
 from indexer.store import layout
 
-SECTIONS = ("encode", "query", "ann", "scale", "peer", "http", "feeds", "mcp", "facets", "related")
+SECTIONS = ("encode", "query", "ann", "scale", "peer", "http", "feeds", "mcp", "facets", "related", "memory")
 DEFAULT_SECTIONS = ("encode", "query", "ann")
 
 
@@ -72,6 +73,13 @@ def build_parser(prog: str = "python -m benchmarks.bench") -> argparse.ArgumentP
     parser.add_argument("--related-index", type=Path, default=None,
                         help="related section: this index instead of the --corpus one (read only), e.g. a 100k "
                              "stand-in built with benchmarks/memory_flat.py's StandInEncoder")
+    parser.add_argument("--memory-sizes", default="1000,2500,5000",
+                        help="memory section: papers in each cut of the index (1000,2500,5000)")
+    parser.add_argument("--memory-index", type=Path, default=None,
+                        help="memory section: cut this index (read only) instead of the --corpus one, "
+                             "e.g. a 100k stand-in from benchmarks/standin_index.py")
+    parser.add_argument("--memory-index-type", default="auto",
+                        help="memory section: vector index kind of the cuts (auto, flat, hnsw, ivfpq)")
     parser.add_argument("--json", type=Path, default=None, help="also write every table to this JSON file")
     return parser
 
@@ -106,7 +114,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m benchmarks.bench"
 def _missing_input(sections: list[str], args) -> str | None:
     """What a section needs and cannot find, before anything runs (None when all is there)."""
     reads_corpus = (set(sections) - {"scale", "feeds", "mcp", "facets"}
-                    - ({"related"} if args.related_index else set()))
+                    - ({"related"} if args.related_index else set())
+                    - ({"memory"} if args.memory_index else set()))
     if reads_corpus:  # every other section reads the BEIR corpus
         for stem in ("corpus", "queries"):
             if not any((args.corpus / f"{stem}{ext}").is_file() for ext in (".jsonl", ".jsonl.gz")):

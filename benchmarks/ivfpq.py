@@ -33,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.footprint import EMBEDDINGS, FREE_PAGES, RECORDS, VECTORS, disk_parts  # noqa: E402
 from indexer import vectors  # noqa: E402
 from indexer.store import IndexStore, Upsert, layout  # noqa: E402
 from indexer.vectors import ivfpq  # noqa: E402
@@ -174,8 +175,8 @@ def main() -> None:
     index = store.build_vector_index()
     report["ivfpq_build_s"] = round(time.perf_counter() - started, 1)
     store.save_vector_index(index, store.generation)
-    faiss_bytes = sum(p.stat().st_size for p in layout.vector_files(directory))
-    sqlite_bytes = layout.db_file(directory).stat().st_size
+    parts = disk_parts(directory)
+    faiss_bytes, sqlite_bytes = parts[VECTORS], parts[RECORDS] + parts[EMBEDDINGS] + parts[FREE_PAGES]
     ivf = index.faiss
     report["ivfpq"] = {"lists": ivf.nlist, "pq_bytes": ivf.pq.M, "bits": ivf.pq.nbits,
                        "default_nprobe": ivf.nprobe, "faiss_file_bytes": faiss_bytes,

@@ -50,9 +50,24 @@ def _cpu_seconds() -> float:
 
 def rss_bytes() -> int:
     """The resident set size of this process now (Linux /proc), else its peak."""
+    return _status_bytes("VmRSS:")
+
+
+def peak_rss_bytes() -> int:
+    """This process's own peak RSS (VmHWM; ru_maxrss can carry a parent's peak across exec)."""
+    return _status_bytes("VmHWM:")
+
+
+def anon_rss_bytes() -> int:
+    """Resident memory of this process that no file backs (RssAnon): RSS less the pages of
+    mapped files (the model, tantivy's segments), which the kernel can drop and share."""
+    return _status_bytes("RssAnon:")
+
+
+def _status_bytes(key: str) -> int:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(key):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass

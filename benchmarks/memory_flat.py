@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.footprint import disk_parts  # noqa: E402
 from indexer import vectors  # noqa: E402
 from indexer.build import index_file  # noqa: E402
 from models.config import Settings  # noqa: E402
@@ -93,10 +94,10 @@ def main() -> None:
     final = {"papers": report.indexed, "seconds": round(time.perf_counter() - started, 1),
              "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
              "rss_mb": round(current_rss_mb(), 1)}
-    sizes = {p.name: p.stat().st_size for p in directory.iterdir() if p.is_file()}
+    sizes = disk_parts(directory)
     print(json.dumps({"encoder": "STAND-IN (not a model; memory measurement only)", "index_type": args.index_type,
                       "before_indexing": baseline, "at": samples, "end_after_flush": final,
-                      "rejected": len(report.rejected), "files_bytes": sizes}, indent=2))
+                      "rejected": len(report.rejected), "bytes_by_part": sizes}, indent=2))
 
 
 if __name__ == "__main__":

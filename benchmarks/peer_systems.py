@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.footprint import disk_parts, index_bytes, tree_bytes
 from benchmarks.measure import rss_bytes, time_calls
 
 
@@ -41,10 +42,6 @@ def _timed_modes(modes: dict[str, Callable], queries, query_vectors) -> dict:
     return out
 
 
-def _disk(path: Path, skip: tuple[str, ...] = ()) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not any(s in p.parts for s in skip))
-
-
 def papersearch(work: Path) -> dict:
     from indexer.build import IndexReport, IndexWriter
     from models.config import Settings
@@ -66,7 +63,7 @@ def papersearch(work: Path) -> dict:
     end_to_end = _timed_modes({m: _ps_search(engine, m, True) for m in ("dense", "lexical", "hybrid")},
                               queries, query_vectors)
     engine.close()
-    return {"build_s": build, "disk_bytes": _disk(target, skip=("onnx",)),
+    return {"build_s": build, "disk_bytes": index_bytes(disk_parts(target)),
             "end_to_end": {m: {k: v for k, v in r.items() if k != "ranked"} for m, r in end_to_end.items()}}
 
 
@@ -132,7 +129,7 @@ def lancedb(work: Path) -> dict:
         found = table.search(query_type="hybrid").vector(vector).text(text).limit(10).select(["id"]).to_list()
         return [r["id"] for r in found]
 
-    return {"build_s": build, "disk_bytes": _disk(target), "rss_bytes": rss_bytes(),
+    return {"build_s": build, "disk_bytes": tree_bytes(target), "rss_bytes": rss_bytes(),
             "modes": _timed_modes({"dense": dense, "lexical": lexical, "hybrid": hybrid}, queries, query_vectors)}
 
 
@@ -155,7 +152,7 @@ def chroma(work: Path) -> dict:
     def dense(text, vector):
         return collection.query(query_embeddings=[vector], n_results=10, include=["documents"])["ids"][0]
 
-    return {"build_s": build, "disk_bytes": _disk(target), "rss_bytes": rss_bytes(),
+    return {"build_s": build, "disk_bytes": tree_bytes(target), "rss_bytes": rss_bytes(),
             "modes": _timed_modes({"dense": dense}, queries, query_vectors)}
 
 

@@ -23,6 +23,7 @@ from benchmarks.measure import (
     run_python,
     time_calls,
 )
+from benchmarks.memory import disk_table
 from benchmarks.tables import Table
 from indexer.store import IndexStore, layout, onnx_export_dir
 from models import onnx_encoder
@@ -68,7 +69,6 @@ def _latency(args, index_dir, texts, queries, qrels) -> Iterator[Table]:
 
     store = IndexStore.open(index_dir)
     papers = store.count()
-    disk = store.size_on_disk()
     fingerprint = store.model.fingerprint
     store.close()
     export_dir = onnx_export_dir(index_dir, fingerprint)
@@ -110,12 +110,12 @@ def _latency(args, index_dir, texts, queries, qrels) -> Iterator[Table]:
     variant = getattr(engine.encoder, "variant", "torch")
     searches.notes.append(f"query encoder: {type(engine.encoder).__name__} ({variant})"
                           f"; engine open {opened.wall:.2f} s; load average {load_average()}")
-    searches.notes.append(f"memory: +{(rss_after - rss_before) / papers:,.0f} bytes RSS per paper after open "
-                          f"(+{(rss_after - rss_before) / 2**20:.0f} MiB incl. the ONNX session), "
-                          f"{disk / papers:,.0f} bytes on disk per paper without the onnx/ folder")
+    searches.notes.append(f"memory: +{(rss_after - rss_before) / 2**20:.0f} MiB RSS after open, incl. the ONNX "
+                          "session (RSS per paper is a slope over sizes: `bench memory`)")
     engine.close()
     yield encoders
     yield searches
+    yield disk_table([(papers, index_dir)], f"{index_dir}; the parts add up to the files on disk")
     yield _int8_quality(args, index_dir, queries, qrels, rows[2][1])
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from benchmarks.bench import corpus_index
+from benchmarks.footprint import disk_parts, index_bytes
 from benchmarks.measure import Timer, load_average, read_jsonl, rss_bytes, run_command_cpu, run_python, time_calls
 from benchmarks.tables import Table
 from indexer.build import index_file
@@ -110,7 +111,7 @@ def _serving(args, index_dir: Path, titles: list[str]) -> Table:
     from search.engine import SearchEngine
 
     store = IndexStore.open(index_dir)
-    papers, disk = store.count(), store.size_on_disk()
+    papers, disk = store.count(), index_bytes(disk_parts(index_dir))
     store.close()
     table = Table(f"Serving {papers:,} papers in-process", ["what", "p50 ms", "p99 ms", "QPS", "CPU ms/query",
                                                           "value"])
@@ -132,8 +133,10 @@ def _serving(args, index_dir: Path, titles: list[str]) -> Table:
         table.add(f"search mode={mode}, concurrency 1", one.p50, one.p99, one.qps, one.cpu_ms, None)
         eight = time_calls(lambda q, m=mode: engine.search(q, limit=10, mode=m), titles * 2, concurrency=8)
         table.add(f"search mode={mode}, concurrency 8", eight.p50, eight.p99, eight.qps, eight.cpu_ms, None)
-    table.add("RSS per paper after open, bytes", None, None, None, None, (after - before) / papers)
-    table.add("disk per paper (without onnx/), bytes", None, None, None, None, disk / papers)
+    table.add("RSS added by engine open, MB (per paper: `bench memory`)", None, None, None, None,
+              (after - before) / 1e6)
+    table.add("disk per paper (without onnx/; by part: `bench memory`), bytes", None, None, None, None,
+              disk / papers)
     table.notes.append(f"{engine.index_kind} index; queries: {len(titles)} held-out arXiv titles; "
                        f"load average {load_average()}")
     engine.close()
