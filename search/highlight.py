@@ -8,7 +8,7 @@ marks "folded" and stop words never light up.
 
 from __future__ import annotations
 
-import bisect
+import codecs
 import html
 import re
 
@@ -17,12 +17,9 @@ from indexer.lexical import term_of
 # Longest snippet, in characters of abstract text (before escaping and marks).
 MAX_CHARS = 300
 # Sentence ends: . ! ? followed by space and something that starts a sentence. Abbreviations
-# like "e.g. the" stay inside a sentence because a lower-case word follows.
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
-# The same word boundaries as the index's tokenizer: runs of letters and digits.
-_WORD = re.compile(r"[^\W_]+")
-# A word holding at least one non-ASCII letter (matched from the word's start).
-_NON_ASCII_WORD = re.compile(r"(?<![^\W_])[^\W_]*[^\W_\x00-\x7f][^\W_]*")
+# like "e.g. the" stay inside a sentence because a lower-case word follows. (The stop itself is
+# matched rather than looked behind for: the regex engine then skips to the next stop at C speed.)
+_SENTENCE_END = re.compile(r"[.!?]\s+(?=[\"'(\[]?[A-Z0-9])")
 _ELLIPSIS = "…"
 
 
@@ -30,51 +27,101 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     """(start, end) character spans of the sentences in `text`."""
     spans, start = [], 0
     for match in _SENTENCE_END.finditer(text):
-        spans.append((start, match.start()))
+        spans.append((start, match.start() + 1))
         start = match.end()
     if start < len(text):
         spans.append((start, len(text)))
     return [(a, b) for a, b in spans if text[a:b].strip()]
 
 
-def _matches(text: str, terms: set[str]) -> list[tuple[int, int, str]]:
-    """(start, end, term) of the words of `text` whose index term is a query term, in order."""
-    found = []
-    for word in _candidate_words(text, terms):
-        term = term_of(word.group())
-        if term is not None and term in terms:
-            found.append((word.start(), word.end(), term))
-    return found
+def _word_bytes_error(error: UnicodeEncodeError) -> tuple[str, int]:
+    """Beyond Latin-1, one byte per character: a letter or digit becomes one (ª), anything else a gap."""
+    return "".join("ª" if c.isalnum() else " " for c in error.object[error.start:error.end]), error.end
 
 
-def _candidate_words(text: str, terms: set[str]):
-    """Word matches of `text` that may reduce to one of `terms` (a superset; term_of decides).
+codecs.register_error("papersearch-words", _word_bytes_error)
+# Latin-1 bytes -> the text's shape, one byte per character: ASCII letters lower-cased, digits kept,
+# a non-ASCII letter or digit becomes _OTHER_LETTER, and everything else (the tokenizer's word
+# breaks, "_" included, as [^\W_] has it) a space.
+_OTHER_LETTER = b"\x80"
+_SHAPE = bytes(
+    (b | 0x20 if chr(b).isalpha() else b) if b < 128 and chr(b).isalnum()
+    else (_OTHER_LETTER[0] if b >= 128 and chr(b).isalnum() else 0x20)
+    for b in range(256))
 
-    Looking up every word's term is most of a snippet's cost. The English (Porter2) stemmer
-    rewrites at most the last two letters of what it keeps of a word (possibility -> possibl,
-    happy -> happi, dying -> die; checked on 170,000 distinct ASCII words of SciFact and arXiv
-    abstracts), so of the ASCII words only those starting with a term minus two letters can
-    match, and str.find locates them far faster than a regex walks every word. Words with
-    accents (which the index folds to ASCII) are all candidates.
-    """
-    lowered = text.lower()
-    if len(lowered) != len(text):  # a rare letter whose lower case is longer: keep it simple
-        yield from _WORD.finditer(text)
-        return
-    starts = set()
-    for prefix in {t[:max(1, len(t) - 2)] for t in terms}:
-        at = lowered.find(prefix)
-        while at != -1:
-            if at == 0 or not lowered[at - 1].isalnum():
+
+def _shape(text: str) -> bytes:
+    """`text` as one byte per character (see _SHAPE): words are the runs of non-space bytes."""
+    return text.encode("latin-1", "papersearch-words").translate(_SHAPE)
+
+
+class Highlighter:
+    """Snippets for one query: what depends only on the query is worked out once, not per hit."""
+
+    def __init__(self, query_terms: list[str], weights: dict[str, float] | None = None,
+                 max_chars: int = MAX_CHARS):
+        self.terms, self.weights, self.max_chars = set(query_terms), weights or {}, max_chars
+        # The English (Porter2) stemmer rewrites at most the last two letters of what it keeps of a
+        # word (possibility -> possibl, happy -> happi, dying -> die; checked on 170,000 distinct
+        # ASCII words of SciFact and arXiv abstracts), so of the ASCII words only those starting
+        # with a term minus two letters can match. A term with other letters can only come from a
+        # word with them, and every such word is looked up anyway.
+        prefixes = {t[:max(1, len(t) - 2)] for t in self.terms}
+        self._needles = [b" " + p.encode("ascii") for p in prefixes if p.isascii()]
+
+    def matches(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, end, term) of the words of `text` whose index term is a query term, in order."""
+        found = []
+        for start, end in self._candidate_words(text):
+            term = term_of(text[start:end])
+            if term is not None and term in self.terms:
+                found.append((start, end, term))
+        return found
+
+    def _candidate_words(self, text: str) -> list[tuple[int, int]]:
+        """(start, end) of the words of `text` that may reduce to a query term (a superset; term_of
+        decides), in order. Looking up every word's term was most of a snippet's cost; here bytes.find
+        on a one-byte-per-character copy finds the word starts, and no Python code visits other words."""
+        shape = _shape(text)
+        padded = b" " + shape  # a word starts right after a space, at the same index in `text`
+        starts = set()
+        for needle in self._needles:
+            at = padded.find(needle)
+            while at != -1:
                 starts.add(at)
-            at = lowered.find(prefix, at + 1)
-    if not text.isascii():
-        starts.update(word.start() for word in _NON_ASCII_WORD.finditer(text))
-    for at in sorted(starts):
-        word = _WORD.match(text, at)
-        if word is not None:
-            yield word
+                at = padded.find(needle, at + len(needle))
+        at = shape.find(_OTHER_LETTER)
+        while at != -1:  # a word with accents or other scripts (the index folds accents): a candidate
+            starts.add(shape.rfind(b" ", 0, at) + 1)
+            end = shape.find(b" ", at)
+            at = -1 if end == -1 else shape.find(_OTHER_LETTER, end)
+        words = []
+        for start in sorted(starts):
+            end = shape.find(b" ", start)
+            words.append((start, len(shape) if end == -1 else end))
+        return words
 
+    def snippet(self, abstract: str) -> str | None:
+        """The best-matching sentences of `abstract` (see the module's `snippet`)."""
+        if not abstract or not abstract.strip():
+            return None
+        matches = self.matches(abstract)
+        sentences = _sentences_with_matches(abstract, matches) if matches else []
+        best = sorted(((_sentence_score(found, self.weights), -order, a, b, found)
+                       for order, a, b, found in sentences), reverse=True)
+        best = [s for s in best if s[0] > 0]
+        if not best:  # nothing matched (a dense-only hit): show how the abstract opens
+            opening = sentences[0] if sentences and sentences[0][0] == 0 else (0, 0, _first_sentence_end(abstract), [])
+            best = [(0.0, 0, *opening[1:])]
+        chosen, used = [], 0
+        for _, order, a, b, found in best:
+            if chosen and used + (b - a) > self.max_chars:
+                continue
+            chosen.append((-order, a, b, found))
+            used += b - a
+            if used >= self.max_chars * 0.6:
+                break
+        return _join(abstract, sorted(chosen), self.max_chars)
 
 def _sentence_score(matches: list[tuple[int, int, str]], weights: dict[str, float]) -> float:
     """Distinct matched terms by weight, plus a little for repeats."""
@@ -110,6 +157,11 @@ def _clip(text: str, start: int, end: int, matches: list[tuple[int, int, str]], 
     return left, right
 
 
+def _matches(text: str, terms: set[str]) -> list[tuple[int, int, str]]:
+    """(start, end, term) of the words of `text` whose index term is one of `terms`, in order."""
+    return Highlighter(list(terms)).matches(text)
+
+
 def snippet(abstract: str, query_terms: list[str], weights: dict[str, float] | None = None,
             max_chars: int = MAX_CHARS) -> str | None:
     """The best-matching sentences of `abstract` as safe HTML with <mark>ed words.
@@ -121,29 +173,33 @@ def snippet(abstract: str, query_terms: list[str], weights: dict[str, float] | N
     Returns:
         HTML text of at most about `max_chars` characters, or None for an empty abstract.
         With no matching word the abstract's opening is returned, unmarked.
+        For many abstracts and one query, `Highlighter(query_terms, weights).snippet` does the same.
     """
-    if not abstract or not abstract.strip():
-        return None
-    terms, weights = set(query_terms), weights or {}
-    sentences = split_sentences(abstract)
-    matches = _matches(abstract, terms)
-    starts = [m[0] for m in matches]
-    scored = []
-    for order, (a, b) in enumerate(sentences):
-        found = matches[bisect.bisect_left(starts, a):bisect.bisect_left(starts, b)]
-        scored.append((_sentence_score(found, weights), -order, a, b, found))
-    best = sorted((s for s in scored if s[0] > 0), reverse=True)
-    if not best:
-        best = [scored[0]]  # nothing matched (a dense-only hit): show how the abstract opens
-    chosen, used = [], 0
-    for _, order, a, b, found in best:
-        if chosen and used + (b - a) > max_chars:
-            continue
-        chosen.append((-order, a, b, found))
-        used += b - a
-        if used >= max_chars * 0.6:
-            break
-    return _join(abstract, sorted(chosen), max_chars)
+    return Highlighter(query_terms, weights, max_chars).snippet(abstract)
+
+
+def _sentences_with_matches(text: str, matches: list[tuple[int, int, str]]) -> list[tuple[int, int, int, list]]:
+    """(order, start, end, its matches) of the sentences holding a match: sentence ends are looked
+    for only as far as the last match."""
+    out, order, start, first = [], 0, 0, 0
+    for end_match in _SENTENCE_END.finditer(text):
+        end = end_match.start() + 1
+        if matches[first][0] < end:
+            last = first
+            while last < len(matches) and matches[last][0] < end:
+                last += 1
+            out.append((order, start, end, matches[first:last]))
+            first = last
+            if first == len(matches):
+                return out
+        order, start = order + 1, end_match.end()
+    out.append((order, start, len(text), matches[first:]))
+    return out
+
+
+def _first_sentence_end(text: str) -> int:
+    end_match = _SENTENCE_END.search(text)
+    return len(text) if end_match is None else end_match.start() + 1
 
 
 def _join(text: str, chosen: list[tuple[int, int, int, list]], max_chars: int) -> str:
