@@ -106,22 +106,23 @@ class Highlighter:
         if not abstract or not abstract.strip():
             return None
         matches = self.matches(abstract)
-        sentences = _sentences_with_matches(abstract, matches) if matches else []
-        best = sorted(((_sentence_score(found, self.weights), -order, a, b, found)
-                       for order, a, b, found in sentences), reverse=True)
+        # Sentences in abstract order are sentences by start; the earlier one wins a tie.
+        best = sorted(((_sentence_score(found, self.weights), -a, a, b, found)
+                       for a, b, found in _sentences_with_matches(abstract, matches)), reverse=True)
         best = [s for s in best if s[0] > 0]
         if not best:  # nothing matched (a dense-only hit): show how the abstract opens
-            opening = sentences[0] if sentences and sentences[0][0] == 0 else (0, 0, _first_sentence_end(abstract), [])
-            best = [(0.0, 0, *opening[1:])]
+            end = _sentence_end(abstract, 0)
+            best = [(0.0, 0, 0, end, [m for m in matches if m[0] < end])]
         chosen, used = [], 0
-        for _, order, a, b, found in best:
+        for _, _, a, b, found in best:
             if chosen and used + (b - a) > self.max_chars:
                 continue
-            chosen.append((-order, a, b, found))
+            chosen.append((a, b, found))
             used += b - a
             if used >= self.max_chars * 0.6:
                 break
         return _join(abstract, sorted(chosen), self.max_chars)
+
 
 def _sentence_score(matches: list[tuple[int, int, str]], weights: dict[str, float]) -> float:
     """Distinct matched terms by weight, plus a little for repeats."""
@@ -178,43 +179,53 @@ def snippet(abstract: str, query_terms: list[str], weights: dict[str, float] | N
     return Highlighter(query_terms, weights, max_chars).snippet(abstract)
 
 
-def _sentences_with_matches(text: str, matches: list[tuple[int, int, str]]) -> list[tuple[int, int, int, list]]:
-    """(order, start, end, its matches) of the sentences holding a match: sentence ends are looked
-    for only as far as the last match."""
-    out, order, start, first = [], 0, 0, 0
-    for end_match in _SENTENCE_END.finditer(text):
-        end = end_match.start() + 1
-        if matches[first][0] < end:
-            last = first
-            while last < len(matches) and matches[last][0] < end:
-                last += 1
-            out.append((order, start, end, matches[first:last]))
-            first = last
-            if first == len(matches):
-                return out
-        order, start = order + 1, end_match.end()
-    out.append((order, start, len(text), matches[first:]))
+def _sentences_with_matches(text: str, matches: list[tuple[int, int, str]]) -> list[tuple[int, int, list]]:
+    """(start, end, its matches) of the sentences holding a match, in order. Sentence ends are
+    looked for around the matches only: most of an abstract is never scanned."""
+    out, first = [], 0
+    while first < len(matches):
+        start, end = _sentence_start(text, matches[first][0]), _sentence_end(text, matches[first][0])
+        last = first + 1
+        while last < len(matches) and matches[last][0] < end:
+            last += 1
+        out.append((start, end, matches[first:last]))
+        first = last
     return out
 
 
-def _first_sentence_end(text: str) -> int:
-    end_match = _SENTENCE_END.search(text)
+def _sentence_end(text: str, at: int) -> int:
+    """Where the sentence holding character `at` ends (after its stop)."""
+    end_match = _SENTENCE_END.search(text, at)
     return len(text) if end_match is None else end_match.start() + 1
 
 
-def _join(text: str, chosen: list[tuple[int, int, int, list]], max_chars: int) -> str:
+def _sentence_start(text: str, at: int) -> int:
+    """Where the sentence holding the word starting at `at` starts: after the last sentence end
+    before it. (Ends never overlap, so a stop that ends a sentence read backwards does so forwards.)"""
+    stop = at
+    while True:
+        stop = max(text.rfind(".", 0, stop), text.rfind("!", 0, stop), text.rfind("?", 0, stop))
+        if stop == -1:
+            return 0
+        end_match = _SENTENCE_END.match(text, stop)
+        if end_match is not None:
+            return end_match.end()
+
+
+def _join(text: str, chosen: list[tuple[int, int, list]], max_chars: int) -> str:
     """Render the chosen sentences in abstract order; "…" marks every gap in the text."""
     pieces: list[str] = []
-    previous, clipped = None, False
-    for index, a, b, found in chosen:
+    previous_end, clipped = 0, False
+    for a, b, found in chosen:
         left, right = _clip(text, a, b, found, max_chars)
         if pieces:
-            adjacent = index == previous + 1 and left == a and not clipped
+            # Only the space of one sentence end lies between a sentence and the next.
+            adjacent = not text[previous_end:a].strip() and left == a and not clipped
             pieces.append(" " if adjacent else f" {_ELLIPSIS} ")
         elif left > 0:
             pieces.append(f"{_ELLIPSIS} ")
         pieces.append(_render(text, left, right, found))
-        previous, clipped = index, right < b
+        previous_end, clipped = b, right < b
     if clipped:
         pieces.append(f" {_ELLIPSIS}")
     return "".join(pieces)
