@@ -11,11 +11,13 @@ import random
 import re
 from collections import Counter
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from indexer.ingest import read_papers
-from search.highlight import MAX_CHARS, Highlighter, _clip, _render, _sentence_score, snippet
+from indexer.lexical import term_of
+from search.highlight import MAX_CHARS, Highlighter, _clip, _render, _sentence_score, _word_prefixes, snippet
 from search.lexical import query_terms
 from tests.conftest import SAMPLE, shared_dataset
 from tests.test_highlight import HARD_WORDS, _every_matching_word, _first_lines
@@ -117,3 +119,19 @@ def test_generated_snippets_equal_the_reference(pieces, query, weighting, budget
     weights = {"none": None, "empty": {}, "zero": {t: 0.0 for t in terms},
                "idf": {t: 1.0 + len(t) for t in terms}}[weighting]
     assert snippet(text, terms, weights, budget) == reference_snippet(text, terms, weights, budget)
+
+
+@pytest.mark.slow
+def test_every_real_word_starts_with_a_prefix_of_its_term():
+    """The claim the word search rests on (search/highlight._word_prefixes), over every distinct
+    ASCII word of SciFact and the arXiv abstracts."""
+    words = set()
+    for path in (shared_dataset("scifact") / "corpus.jsonl.gz",
+                 shared_dataset("arxiv-daily-2025-2026") / "papers.jsonl.gz"):
+        for line in _first_lines(path, 200_000):
+            record = json.loads(line)
+            text = " ".join(str(record.get(k) or "") for k in ("title", "text", "abstract"))
+            words.update(re.findall(r"[^\W_]+", text))
+    broken = [w for w in words if w.isascii() and (term := term_of(w)) is not None
+              and not w.lower().startswith(tuple(_word_prefixes({term})))]
+    assert len(words) > 100_000 and broken == []
