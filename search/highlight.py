@@ -76,39 +76,38 @@ class Highlighter:
     def __init__(self, query_terms: list[str], weights: dict[str, float] | None = None,
                  max_chars: int = MAX_CHARS):
         self.terms, self.weights, self.max_chars = set(query_terms), weights or {}, max_chars
-        self._needles = [b" " + p.encode("ascii") for p in _word_prefixes(self.terms) if p.isascii()]
+        prefixes = sorted(p for p in _word_prefixes(self.terms) if p.isascii())
+        # A prefix that starts with another one finds nothing more: the word starts stay distinct.
+        kept = [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
+        self._needles = [b" " + p.encode("ascii") for p in kept]
 
     def matches(self, text: str) -> list[tuple[int, int, str]]:
-        """(start, end, term) of the words of `text` whose index term is a query term, in order."""
-        found = []
-        for start, end in self._candidate_words(text):
-            term = term_of(text[start:end])
-            if term is not None and term in self.terms:
-                found.append((start, end, term))
-        return found
+        """(start, end, term) of the words of `text` whose index term is a query term, in order.
 
-    def _candidate_words(self, text: str) -> list[tuple[int, int]]:
-        """(start, end) of the words of `text` that may reduce to a query term (a superset; term_of
-        decides), in order. Looking up every word's term was most of a snippet's cost; here bytes.find
-        on a one-byte-per-character copy finds the word starts, and no Python code visits other words."""
-        shape = _shape(text)
-        padded = b" " + shape  # a word starts right after a space, at the same index in `text`
-        starts = set()
+        Looking up every word's term was most of a snippet's cost. Here bytes.find on a
+        one-byte-per-character copy finds the starts of the words that may match (a superset;
+        term_of decides), and no Python code visits the other words.
+        """
+        padded = b" " + _shape(text) + b" "  # padded[i + 1] is text[i]; a word starts after a space
+        starts = []
         for needle in self._needles:
             at = padded.find(needle)
             while at != -1:
-                starts.add(at)
+                starts.append(at)
                 at = padded.find(needle, at + len(needle))
-        at = shape.find(_OTHER_LETTER)
-        while at != -1:  # a word with accents or other scripts (the index folds accents): a candidate
-            starts.add(shape.rfind(b" ", 0, at) + 1)
-            end = shape.find(b" ", at)
-            at = -1 if end == -1 else shape.find(_OTHER_LETTER, end)
-        words = []
+        if _OTHER_LETTER in padded:
+            starts = set(starts)
+            at = padded.find(_OTHER_LETTER)
+            while at != -1:  # a word with accents or other scripts (the index folds accents): a candidate
+                starts.add(padded.rfind(b" ", 0, at))
+                at = padded.find(_OTHER_LETTER, padded.find(b" ", at))
+        found, terms = [], self.terms
         for start in sorted(starts):
-            end = shape.find(b" ", start)
-            words.append((start, len(shape) if end == -1 else end))
-        return words
+            end = padded.find(b" ", start + 1) - 1
+            term = term_of(text[start:end])
+            if term in terms:
+                found.append((start, end, term))
+        return found
 
     def snippet(self, abstract: str) -> str | None:
         """The best-matching sentences of `abstract` (see the module's `snippet`)."""
