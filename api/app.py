@@ -187,7 +187,7 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
         offset: Offset = 0,
         mode: Annotated[Mode, Query(description="ranking method")] = service.default_mode,
         snippets: Annotated[bool, Query(description="the best-matching abstract sentences, terms in <mark> "
-                                                    "(about 1 ms a hit; false when only titles are shown)")] = True,
+                                                    "(under 0.1 ms a hit; false when only titles are shown)")] = True,
         facets: Annotated[str | None, Query(max_length=100, description="comma-separated, any of "
                                             + ", ".join(FACET_FIELDS))] = None,
         sort: Annotated[Literal[SORTS], Query(description="relevance, or date (newest first "  # type: ignore[valid-type]
