@@ -72,53 +72,44 @@ def _word_prefixes(terms: set[str]) -> set[str]:
     return prefixes | {t[0] + "y" for t in terms if len(t) == 3 and t.endswith("ie")}
 
 
-def _alternation(prefixes: list[bytes]) -> bytes:
-    """A regex alternation of `prefixes` as a trie (one test of a first letter rules out every
-    branch under it); a prefix makes any longer one that starts with it redundant."""
-    if b"" in prefixes:
-        return b""
-    branches = {}
-    for prefix in prefixes:
-        branches.setdefault(prefix[:1], []).append(prefix[1:])
-    out = []
-    for letter, rests in sorted(branches.items()):
-        below = _alternation(rests)
-        out.append(re.escape(letter) + (b"(?:" + below + b")" if below else b""))
-    return b"|".join(out)
-
-
 class Highlighter:
     """Snippets for one query: what depends only on the query is worked out once, not per hit."""
 
     def __init__(self, query_terms: list[str], weights: dict[str, float] | None = None,
                  max_chars: int = MAX_CHARS):
         self.terms, self.weights, self.max_chars = set(query_terms), weights or {}, max_chars
-        prefixes = [p.encode("ascii") for p in _word_prefixes(self.terms) if p.isascii()]
-        # A space, a prefix, the rest of the word: one C-speed pass over the abstract's shape.
-        self._words = re.compile(b" (?:" + _alternation(prefixes) + b")[^ ]*" if prefixes else b"(?!)")
+        prefixes = sorted(p for p in _word_prefixes(self.terms) if p.isascii())
+        # A prefix that starts with another one finds nothing more: the word starts stay distinct.
+        kept = [p for p in prefixes if not any(p != q and p.startswith(q) for q in prefixes)]
+        self._needles = [b" " + p.encode("ascii") for p in kept]
 
     def matches(self, text: str) -> list[tuple[int, int, str]]:
         """(start, end, term) of the words of `text` whose index term is a query term, in order.
 
-        Looking up every word's term was most of a snippet's cost. Here one regex over a
-        one-byte-per-character copy finds the words that may match (a superset; term_of decides),
-        and no Python code visits the other words.
+        Looking up every word's term was most of a snippet's cost. Here bytes.find on a
+        one-byte-per-character copy finds the starts of the words that may match (a superset;
+        term_of decides), and no Python code visits the other words. (One regex for all the
+        prefixes scans a little faster, but compiling it costs more than a page of hits.)
         """
         padded = b" " + _shape(text) + b" "  # padded[i + 1] is text[i]; a word starts after a space
-        spans = [word.span() for word in self._words.finditer(padded)]
+        starts = []
+        for needle in self._needles:
+            at = padded.find(needle)
+            while at != -1:
+                starts.append(at)
+                at = padded.find(needle, at + len(needle))
         if _OTHER_LETTER in padded:
-            spans = set(spans)
+            starts = set(starts)
             at = padded.find(_OTHER_LETTER)
             while at != -1:  # a word with accents or other scripts (the index folds accents): a candidate
-                start, end = padded.rfind(b" ", 0, at), padded.find(b" ", at)
-                spans.add((start, end))
-                at = padded.find(_OTHER_LETTER, end)
-            spans = sorted(spans)
+                starts.add(padded.rfind(b" ", 0, at))
+                at = padded.find(_OTHER_LETTER, padded.find(b" ", at))
         found, terms = [], self.terms
-        for start, end in spans:
-            term = term_of(text[start:end - 1])
+        for start in sorted(starts):
+            end = padded.find(b" ", start + 1) - 1
+            term = term_of(text[start:end])
             if term in terms:
-                found.append((start, end - 1, term))
+                found.append((start, end, term))
         return found
 
     def snippet(self, abstract: str) -> str | None:
