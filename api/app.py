@@ -25,7 +25,7 @@ from api.errors import RETRY_AFTER_SECONDS, ApiError, describe, install_error_ha
 from api.limits import BodySizeLimit
 from api.ratelimit import RateLimit
 from api.records import parse_records
-from api.result_formats import EXPORT_RESPONSES, JSON, export_response
+from api.result_formats import EXPORT_RESPONSES, JSON, SHOWS_SNIPPETS, export_response
 from api.routes_export import ExportFormat
 from api.routes_pages import PAGE_CSP, STATIC_DIR  # noqa: F401  (part of this module's surface)
 from api.schemas import (
@@ -187,7 +187,7 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
         offset: Offset = 0,
         mode: Annotated[Mode, Query(description="ranking method")] = service.default_mode,
         snippets: Annotated[bool, Query(description="the best-matching abstract sentences, terms in <mark> "
-                                                    "(about 1 ms a hit; false when only titles are shown)")] = True,
+                                                    "(under 0.1 ms a hit; false when only titles are shown)")] = True,
         facets: Annotated[str | None, Query(max_length=100, description="comma-separated, any of "
                                             + ", ".join(FACET_FIELDS))] = None,
         sort: Annotated[Literal[SORTS], Query(description="relevance, or date (newest first "  # type: ignore[valid-type]
@@ -196,6 +196,7 @@ def _read_routes(settings: Settings, service: IndexService | ShardService) -> AP
     ):
         """Papers ranked by relevance to a free-text query. Pages are stable and never overlap."""
         started = time.perf_counter()
+        snippets = snippets and fmt in SHOWS_SNIPPETS  # BibTeX, RIS, CSL-JSON and CSV have no place for one
         with service.reading() as engine:
             if facets is None and sort == "relevance":
                 hits, counts = engine.search(q, limit=limit, offset=offset, filters=filters, mode=mode,

@@ -173,9 +173,12 @@ def _open_engine(args: argparse.Namespace):
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from api.result_formats import SHOWS_SNIPPETS
+
     engine = _open_engine(args)
+    shown = args.snippets and (args.output_format is None or args.output_format in SHOWS_SNIPPETS)
     print_hits(engine.search(args.query, limit=args.limit, offset=args.offset, filters=filters_from(args),
-                              mode=args.mode, snippets=args.snippets, min_score=args.min_score), args.json,
+                              mode=args.mode, snippets=shown, min_score=args.min_score), args.json,
                args.output_format)
     return 0
 

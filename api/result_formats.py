@@ -41,6 +41,8 @@ FORMATS = tuple(MEDIA_TYPES)
 EXTENSIONS = {"bibtex": "bib", "ris": "ris", "csl-json": "json", "csv": "csv", "jsonl": "jsonl"}
 # The API's own answer: `format=json` or an Accept header that takes JSON.
 JSON = "json"
+# The answers with a place for a snippet; a search for any other format computes none.
+SHOWS_SNIPPETS = frozenset((JSON, "jsonl"))
 _JSON_MEDIA = ("application/json", "application/*", "*/*")
 _TITLE_STOPWORDS = frozenset(("a", "an", "the", "on", "of", "in", "for", "and", "to", "with", "from", "at", "by",
                               "is", "are", "towards", "toward", "via", "using", "about"))

@@ -197,7 +197,8 @@ class SearchEngine:
 
         hits = self._page(ranking, limit, offset, filters, min_score=min_score)
         if snippets:
-            hits[:] = [replace(h, snippet=highlight.snippet(h.paper.abstract, terms, idf)) for h in hits]
+            marker = highlight.Highlighter(terms, idf)  # the query's part of the work, done once
+            hits[:] = [replace(h, snippet=marker.snippet(h.paper.abstract)) for h in hits]
         return hits, counts
 
     def related(self, paper_id: str | None = None, text: str | None = None, limit: int = 10,

@@ -158,8 +158,8 @@ class ShardRouter:
         vector = self.encoder.encode([text], "query")[0]
         hits = self._fan_out(vector, limit, offset, filters, [], min_score)
         if snippets:
-            terms = query_terms(text)
-            hits[:] = [replace(h, snippet=highlight.snippet(h.paper.abstract, terms)) for h in hits]
+            marker = highlight.Highlighter(query_terms(text))
+            hits[:] = [replace(h, snippet=marker.snippet(h.paper.abstract)) for h in hits]
         return hits
 
     def related(self, paper_id: str | None = None, text: str | None = None, limit: int = 10, offset: int = 0,

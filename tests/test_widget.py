@@ -98,6 +98,8 @@ def site(server, tmp_path_factory):
         "dark.html": host_page(plos, f'<div class="themed"><script src="{server.url}widget.js" data-theme="dark" '
                                      'async></script></div>'),
         "unknown.html": host_page('<meta name="citation_doi" content="10.9999/not.indexed">', script),
+        "query.html": host_page(plos, f'<script src="{server.url}widget.js" data-query="lightweight OCR" '
+                                      'data-mode="lexical" async></script>'),
         "iframe.html": host_page(plos, script + f'<iframe title="Related papers" width="600" height="400" '
                                                 f'src="{embed}"></iframe>'),
     }
@@ -192,6 +194,16 @@ def test_the_widget_renders_only_when_scrolled_into_view(server, site, browser):
         titles_in(widget)
         assert widget.get_attribute("data-state") == "done"
         assert any("/related" in c for c in calls)
+
+
+def test_a_search_widget_asks_for_no_snippets(server, site, browser):
+    """It lists titles, authors and years only, so the server is spared the snippets."""
+    with checked_page(browser) as page:
+        calls = api_calls(page, server)
+        page.goto(site + "query.html")
+        assert any("OCR" in t for t in titles_in(page.locator(".papersearch-widget")))
+        searches = [c for c in calls if "/search?" in c]
+        assert searches and all("snippets=false" in c for c in searches), calls
 
 
 def test_dark_theme_and_custom_properties(site, browser, tmp_path):

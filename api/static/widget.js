@@ -120,7 +120,8 @@
     var base = config.base;
     if (config.paperId) return relatedOf(base, config.paperId, config.limit);
     if (config.query) {
-      var search = new URLSearchParams({ q: config.query, limit: String(config.limit) });
+      // The widget lists titles, authors and years: snippets would be computed for nothing.
+      var search = new URLSearchParams({ q: config.query, limit: String(config.limit), snippets: "false" });
       if (config.mode) search.set("mode", config.mode);
       return getJson(base + "/search?" + search);
     }
