@@ -96,6 +96,7 @@ def _table(results: dict, qrels: dict, count: int) -> Table:
         table.notes.append(f"PaperSearch {mode} end to end (query encoded by its ONNX model): "
                            f"p50 {ours['end_to_end'][mode]['p50_ms']:.2f} ms, "
                            f"p99 {ours['end_to_end'][mode]['p99_ms']:.2f} ms")
+    table.notes.append("every system times each mode after one untimed pass over the same queries (steady state)")
     table.notes.append("the peers' 'no snippets' rows repeat their only figure: they return no snippets; "
                        "PaperSearch disk excludes its onnx/ query encoder (the peers take vectors only)")
     table.notes.append(f"LanceDB hybrid: its default RRF reranker; Chroma: no local full-text search; "
