@@ -275,13 +275,16 @@ class IndexWriter:
 
         forced = self._force_snapshot
         try:
-            result = self.store.write(upserts, delete_ids, with_vectors=vectors_for if publish else None)
+            # The lexical documents are queued as the rows are written, so tantivy analyses them on its
+            # own thread while SQLite works.
+            result = self.store.write(upserts, delete_ids, with_vectors=vectors_for if publish else None,
+                                      rows=self._lexical)
         except BaseException:
             self._force_snapshot = forced  # rolled back: the snapshot is still owed
+            self._lexical.rollback()  # and so are the documents queued for it
             raise
         # Committed per write, right after SQLite's commit: readers see new papers in both
         # indexes at once, and a crash in between leaves a stale sidecar, so a rebuild.
-        self._lexical.apply(result)
         self._lexical.commit()
         return result
 

@@ -261,15 +261,34 @@ class LexicalWriter:
         return count
 
     def apply(self, result: WriteResult) -> None:
-        """Mirror one store write: drop removed rowids, add the added ones (then `commit`)."""
+        """Mirror one store write made without this writer as its `rows` (then `commit`)."""
         for rowid in result.removed_rowids:
-            self._writer.delete_documents_by_term(ROWID_FIELD, int(rowid))
-        if result.added_rowids:
-            # Read back from SQLite rather than trusting the caller's order: what is stored is
-            # what must be searchable.
-            papers = self.store.papers_by_rowid(result.added_rowids)
-            for rowid in result.added_rowids:
-                self._writer.add_document(to_document(rowid, papers[rowid]))
+            self.removed(rowid)
+        replaced = set(result.removed_rowids)  # inserted and replaced again within the same write
+        for rowid, paper in zip(result.added_rowids, result.added_papers, strict=True):
+            if rowid not in replaced:
+                self.added(rowid, paper)
+
+    # A store write given this writer as its `rows` (IndexStore.write) calls these as it writes, with
+    # the rowids and papers it stores itself, not the caller's list: what is stored, with its rowid, is
+    # what becomes searchable. tantivy's own thread analyses each document meanwhile; `commit` follows
+    # SQLite's commit, `rollback` a write rolled back.
+
+    def removed(self, rowid: int) -> None:
+        self._writer.delete_documents_by_term(ROWID_FIELD, int(rowid))
+
+    def added(self, rowid: int, paper: Paper) -> None:
+        self._writer.add_document(to_document(rowid, paper))
+
+    def rollback(self) -> None:
+        """Drop every change since the last commit: the store write they mirrored was rolled back."""
+        try:
+            self._writer.rollback()
+        except BaseException:
+            # Queued documents of a write SQLite undid must never reach a later commit.
+            self._writer = self._index = None
+            lexical_state_file(self.directory).unlink(missing_ok=True)  # rebuilt by the next writer
+            raise
 
     def commit(self) -> None:
         """Publish pending changes, then record the store generation they reflect."""
