@@ -40,9 +40,11 @@ TEXT_FIELD = "text"
 # tantivy's default 40. 40 keeps chemical names and most identifiers.
 _MAX_TOKEN_CHARS = 40
 # tantivy splits its heap across threads and needs at least ~15 MB per thread; one thread keeps
-# writes from competing with the embedding model for the CPU.
+# writes from competing with the embedding model for the CPU. A rebuild embeds nothing: it may take
+# the cores the Python side feeding it leaves (up to 4, 16 MB of heap each).
 _WRITER_HEAP_BYTES = 64_000_000
 _WRITER_THREADS = 1
+_REBUILD_THREADS = max(1, min(4, (os.cpu_count() or 1) - 1))
 _REBUILD_CHUNK = 5_000
 
 
@@ -246,8 +248,8 @@ class LexicalWriter:
         self.rebuild()
         return self
 
-    def _new_writer(self):
-        return self._index.writer(heap_size=_WRITER_HEAP_BYTES, num_threads=_WRITER_THREADS)
+    def _new_writer(self, threads: int = _WRITER_THREADS):
+        return self._index.writer(heap_size=_WRITER_HEAP_BYTES, num_threads=threads)
 
     def rebuild(self) -> int:
         """Replace the lexical index with one built from every stored paper; returns the count."""
@@ -255,9 +257,12 @@ class LexicalWriter:
         folder = lexical_path(self.directory)
         shutil.rmtree(folder, ignore_errors=True)  # derived data; the schema may have changed too
         self._index = open_index(folder)
-        self._writer = self._new_writer()
+        self._writer = self._new_writer(_REBUILD_THREADS)
         count = fill_from_store(self._writer, self.store)
         self.commit()
+        if _REBUILD_THREADS != _WRITER_THREADS:  # the session's own writes go back to one thread
+            self._writer.wait_merging_threads()
+            self._writer = self._new_writer()
         return count
 
     def apply(self, result: WriteResult) -> None:

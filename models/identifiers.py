@@ -56,8 +56,8 @@ def normalize_arxiv(text: Any) -> str | None:
 
     Takes the bare id, an `arXiv:` prefix, an abs/pdf URL and arXiv's own DOI (10.48550/arXiv.X).
     """
-    if not isinstance(text, str):
-        return None
+    if not isinstance(text, str) or ("." not in text and "/" not in text):
+        return None  # every form above has one (a corpus's own ids, "4983", are checked for each paper)
     value = text.strip()
     doi = normalize_doi(value)
     if doi is not None:
@@ -95,7 +95,7 @@ def _whole_number(value: Any) -> str | None:
 
 
 def _first(fields: tuple[str, ...], *records: Mapping[str, Any]) -> Any:
-    for record in records:
+    for record in filter(None, records):  # most papers have no extra fields: nothing to look up
         for name in fields:
             if record.get(name) not in (None, ""):
                 return record[name]
