@@ -281,10 +281,11 @@ class IndexWriter:
                                       rows=self._lexical)
         except BaseException:
             self._force_snapshot = forced  # rolled back: the snapshot is still owed
-            self._lexical.rollback()  # and so are the documents queued for it
+            self._lexical.rollback()  # its queued documents go too: SQLite hands out their rowids again
             raise
         # Committed per write, right after SQLite's commit: readers see new papers in both
-        # indexes at once, and a crash in between leaves a stale sidecar, so a rebuild.
+        # indexes at once, and a crash in between leaves a stale sidecar, so a rebuild (a crash
+        # before SQLite's commit loses the uncommitted documents along with the rows).
         self._lexical.commit()
         return result
 
