@@ -277,13 +277,17 @@ class IndexWriter:
 
         forced = self._force_snapshot
         try:
-            result = self.store.write(upserts, delete_ids, with_vectors=vectors_for if publish else None)
+            # The lexical documents are queued as the rows are written, so tantivy analyses them on its
+            # own thread while SQLite works.
+            result = self.store.write(upserts, delete_ids, with_vectors=vectors_for if publish else None,
+                                      rows=self._lexical)
         except BaseException:
             self._force_snapshot = forced  # rolled back: the snapshot is still owed
+            self._lexical.rollback()  # its queued documents go too: SQLite hands out their rowids again
             raise
         # Committed per write, right after SQLite's commit: readers see new papers in both
-        # indexes at once, and a crash in between leaves a stale sidecar, so a rebuild.
-        self._lexical.apply(result)
+        # indexes at once, and a crash in between leaves a stale sidecar, so a rebuild (a crash
+        # before SQLite's commit loses the uncommitted documents along with the rows).
         self._lexical.commit()
         return result
 

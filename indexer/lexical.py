@@ -40,9 +40,11 @@ TEXT_FIELD = "text"
 # tantivy's default 40. 40 keeps chemical names and most identifiers.
 _MAX_TOKEN_CHARS = 40
 # tantivy splits its heap across threads and needs at least ~15 MB per thread; one thread keeps
-# writes from competing with the embedding model for the CPU.
+# writes from competing with the embedding model for the CPU. A rebuild embeds nothing: it may take
+# the cores the Python side feeding it leaves (up to 4, 16 MB of heap each).
 _WRITER_HEAP_BYTES = 64_000_000
 _WRITER_THREADS = 1
+_REBUILD_THREADS = max(1, min(4, (os.cpu_count() or 1) - 1))
 _REBUILD_CHUNK = 5_000
 
 
@@ -246,8 +248,8 @@ class LexicalWriter:
         self.rebuild()
         return self
 
-    def _new_writer(self):
-        return self._index.writer(heap_size=_WRITER_HEAP_BYTES, num_threads=_WRITER_THREADS)
+    def _new_writer(self, threads: int = _WRITER_THREADS):
+        return self._index.writer(heap_size=_WRITER_HEAP_BYTES, num_threads=threads)
 
     def rebuild(self) -> int:
         """Replace the lexical index with one built from every stored paper; returns the count."""
@@ -255,21 +257,43 @@ class LexicalWriter:
         folder = lexical_path(self.directory)
         shutil.rmtree(folder, ignore_errors=True)  # derived data; the schema may have changed too
         self._index = open_index(folder)
-        self._writer = self._new_writer()
+        self._writer = self._new_writer(_REBUILD_THREADS)
         count = fill_from_store(self._writer, self.store)
         self.commit()
+        if _REBUILD_THREADS != _WRITER_THREADS:  # the session's own writes go back to one thread
+            self._writer.wait_merging_threads()
+            self._writer = self._new_writer()
         return count
 
     def apply(self, result: WriteResult) -> None:
-        """Mirror one store write: drop removed rowids, add the added ones (then `commit`)."""
+        """Mirror one store write made without this writer as its `rows` (then `commit`)."""
         for rowid in result.removed_rowids:
-            self._writer.delete_documents_by_term(ROWID_FIELD, int(rowid))
-        if result.added_rowids:
-            # Read back from SQLite rather than trusting the caller's order: what is stored is
-            # what must be searchable.
-            papers = self.store.papers_by_rowid(result.added_rowids)
-            for rowid in result.added_rowids:
-                self._writer.add_document(to_document(rowid, papers[rowid]))
+            self.removed(rowid)
+        replaced = set(result.removed_rowids)  # inserted and replaced again within the same write
+        for rowid, paper in zip(result.added_rowids, result.added_papers, strict=True):
+            if rowid not in replaced:
+                self.added(rowid, paper)
+
+    # A store write given this writer as its `rows` (IndexStore.write) calls these as it writes, with
+    # the rowids and papers it stores itself, not the caller's list: what is stored, with its rowid, is
+    # what becomes searchable. tantivy's own thread analyses each document meanwhile; `commit` follows
+    # SQLite's commit, `rollback` a write rolled back.
+
+    def removed(self, rowid: int) -> None:
+        self._writer.delete_documents_by_term(ROWID_FIELD, int(rowid))
+
+    def added(self, rowid: int, paper: Paper) -> None:
+        self._writer.add_document(to_document(rowid, paper))
+
+    def rollback(self) -> None:
+        """Drop every change since the last commit: the store write they mirrored was rolled back."""
+        try:
+            self._writer.rollback()
+        except BaseException:
+            # Queued documents of a write SQLite undid must never reach a later commit.
+            self._writer = self._index = None
+            lexical_state_file(self.directory).unlink(missing_ok=True)  # rebuilt by the next writer
+            raise
 
     def commit(self) -> None:
         """Publish pending changes, then record the store generation they reflect."""

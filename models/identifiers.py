@@ -56,8 +56,8 @@ def normalize_arxiv(text: Any) -> str | None:
 
     Takes the bare id, an `arXiv:` prefix, an abs/pdf URL and arXiv's own DOI (10.48550/arXiv.X).
     """
-    if not isinstance(text, str):
-        return None
+    if not isinstance(text, str) or ("." not in text and "/" not in text):
+        return None  # every form above has one (a corpus's own ids, "4983", are checked for each paper)
     value = text.strip()
     doi = normalize_doi(value)
     if doi is not None:
@@ -95,7 +95,7 @@ def _whole_number(value: Any) -> str | None:
 
 
 def _first(fields: tuple[str, ...], *records: Mapping[str, Any]) -> Any:
-    for record in records:
+    for record in filter(None, records):  # most papers have no extra fields: nothing to look up
         for name in fields:
             if record.get(name) not in (None, ""):
                 return record[name]
@@ -113,12 +113,34 @@ def arxiv_of(paper) -> str | None:
     return None
 
 
+_LATEX = re.compile(r"\\[a-z]+|[{}$]")
+_NOT_WORD = re.compile(r"[^\w]+")
+# A bytes.translate table turning every byte that is not an ASCII word character (`\w`) into a
+# space: for ASCII text, `_NOT_WORD` (and the `[{}$]` of `_LATEX`) in one C-level pass.
+_ASCII_WORD_ONLY = bytes(code if code < 128 and re.fullmatch(r"\w", chr(code)) else 32 for code in range(256))
+
+
 def normalize_title(title: str) -> str:
     """A title compared without case, accents, punctuation, LaTeX markup or extra spaces."""
-    text = unicodedata.normalize("NFKD", title or "")
+    title = title or ""
+    return _normalize_ascii_title(title) if title.isascii() else _normalize_any_title(title)
+
+
+def _normalize_any_title(title: str) -> str:
+    text = unicodedata.normalize("NFKD", title)
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
-    text = re.sub(r"\\[a-z]+|[{}$]", " ", text)
-    return " ".join(re.sub(r"[^\w]+", " ", text).split())
+    text = _LATEX.sub(" ", text)
+    return " ".join(_NOT_WORD.sub(" ", text).split())
+
+
+def _normalize_ascii_title(title: str) -> str:
+    """`normalize_title` for ASCII text, ~15x faster (a build normalises every stored title):
+    NFKD leaves ASCII as it is and no ASCII character is a combining mark, so only the lower-casing,
+    the LaTeX commands (rare: only with a backslash) and the non-word characters remain."""
+    text = title.lower()
+    if "\\" in text:
+        text = _LATEX.sub(" ", text)
+    return b" ".join(text.encode("ascii").translate(_ASCII_WORD_ONLY).split()).decode("ascii")
 
 
 def _surname(author: str) -> str:
@@ -133,8 +155,10 @@ def work_key(paper) -> str | None:
     Keys equal but for years at most one apart are versions of one work (search/versions.py); a
     paper without a year, an author or a title of some length has none.
     """
+    if not paper.authors or paper.year is None:
+        return None  # checked first: a corpus without authors or years then normalises no title
     title = normalize_title(paper.title)
-    if len(title) < _MIN_WORK_TITLE or not paper.authors or paper.year is None:
+    if len(title) < _MIN_WORK_TITLE:
         return None
     surname = _surname(paper.authors[0])
     return f"{title}|{surname}|{paper.year}" if surname else None

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
+import itertools
 import json
 import sqlite3
 from contextlib import closing
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
 from api.app import create_app
 from api.cli import main
@@ -15,10 +19,12 @@ from indexer.build import add_papers
 from indexer.records import to_paper
 from indexer.store import IndexStore, layout
 from indexer.store import identifiers as id_table
+from models import identifiers
 from models.config import Settings
 from models.errors import AmbiguousId, PaperNotFound
-from models.identifiers import lookup_keys, normalize_arxiv, normalize_doi, paper_keys
+from models.identifiers import lookup_keys, normalize_arxiv, normalize_doi, normalize_title, paper_keys
 from search.engine import SearchEngine
+from tests.conftest import shared_dataset
 
 # Preprints and their published versions, with the ids as real records spell them. The ResNet
 # preprint carries the journal's DOI (as arXiv listings often do), so that DOI names two papers.
@@ -97,6 +103,48 @@ def test_doi_normal_form(text, doi):
 ])
 def test_arxiv_normal_form(text, arxiv):
     assert normalize_arxiv(text) == arxiv
+
+
+# Titles (and author names, for surnames) where the ASCII fast path could part from the general one.
+TRICKY_ASCII = ["", " ", "A", "UPPER lower 123", "_under_score_", "C++/C#: a,b;c", "~!@#$%^&*()",
+                "\\alpha-helix", "A\\textbf{B}c", "$\\sqrt{2}$ is {irrational}", "\\", "\\\\ab", "\\Alpha",
+                "x\x00y", "a\tb\nc\x1cd\x1fe\x0bf\x0cg", "Tab\x7fDel", "  many   spaces  ", "O'Neill-Smith, J."]
+
+
+def _real_ascii_titles() -> list[str]:
+    """ASCII titles and author names of every corpus under ../shared/data (40,000 arXiv records)."""
+    texts = []
+    for name in ("scifact", "cranfield", "csfcube-dev"):
+        with gzip.open(shared_dataset(name) / "corpus.jsonl.gz", "rt", encoding="utf-8") as lines:
+            texts += [json.loads(line).get("title") or "" for line in lines]
+    with gzip.open(shared_dataset("arxiv-daily-2025-2026") / "papers.jsonl.gz", "rt", encoding="utf-8") as lines:
+        for line in itertools.islice(lines, 40_000):
+            record = json.loads(line)
+            texts += [record.get("title") or "", *[a for a in record.get("authors") or [] if isinstance(a, str)]]
+    return [text for text in texts if text.isascii()]
+
+
+def test_ascii_title_fast_path_equals_the_general_one_on_real_titles():
+    texts = _real_ascii_titles()
+    assert len(texts) > 100_000 and any("\\" in text for text in texts)  # LaTeX titles are among them
+    differ = [t for t in texts if identifiers._normalize_ascii_title(t) != identifiers._normalize_any_title(t)]
+    assert differ == []
+
+
+@pytest.mark.parametrize("title", TRICKY_ASCII)
+def test_ascii_title_fast_path_equals_the_general_one_on_tricky_titles(title):
+    assert identifiers._normalize_ascii_title(title) == identifiers._normalize_any_title(title)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ascii_title_fast_path_equals_the_general_one_on_any_ascii(title):
+    assert identifiers._normalize_ascii_title(title) == identifiers._normalize_any_title(title)
+
+
+def test_normalize_title_folds_accents_case_markup_and_spaces():
+    assert normalize_title("Schrödinger's  Équation, \\emph{revisited}") == "schrodinger s equation revisited"
+    assert normalize_title("SCHRODINGER'S equation {Revisited}") == "schrodinger s equation revisited"
+    assert normalize_title(None) == ""
 
 
 def test_lookup_keys_read_every_form():

@@ -130,6 +130,49 @@ def test_an_open_reader_catches_up_with_a_writer_without_refresh(fresh_index_dir
         engine.close()
 
 
+def test_a_write_rolled_back_midway_leaves_no_document_behind(fresh_index_dir, embedder):
+    # The store queues each row's document in tantivy as it writes it: a write that fails after some
+    # rows (here a vector of the wrong shape) must take its queued documents back with it, or the next
+    # commit would publish them under rowids SQLite hands out again.
+    failed = Paper(paper_id="new-quokka", title="Quokkafold", abstract="Quokkafold folds quokka proteins.")
+    good = embedder.encode([failed.title], "document")[0]
+    with IndexWriter(Settings(index_dir=fresh_index_dir), embedder=embedder) as writer:
+        upserts = [Upsert(failed, content_hash(failed, embedder.fingerprint), good),
+                   Upsert(Paper("new-bad", "Bad vector"), "hash", good[:10])]
+        with pytest.raises(ValueError, match="shape"):
+            writer.commit(upserts, IndexReport())
+        writer.upsert([Paper("new-wombat", "Wombat burrows", "Wombats dig burrows.")], IndexReport())
+    engine = SearchEngine.open(Settings(index_dir=fresh_index_dir), encoder=embedder)
+    try:
+        assert engine.search("quokkafold", mode="lexical") == []
+        assert ids(engine.search("wombat", mode="lexical")) == ["new-wombat"]
+        assert lexical_doc_count(fresh_index_dir) == engine.store.count() == 25
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["rows", "apply"])
+def test_a_paper_written_twice_in_one_write_is_searchable_by_its_last_text(fresh_index_dir, embedder, streamed):
+    first = Paper(paper_id="new-twice", title="Quokkafold", abstract="Quokkas fold.")
+    last = replace(first, title="Wombatnet", abstract="Wombats net.")
+    vectors = embedder.encode([first.title, last.title], "document")
+    upserts = [Upsert(paper, content_hash(paper, embedder.fingerprint), vector)
+               for paper, vector in zip((first, last), vectors, strict=True)]
+    store = IndexStore.create(fresh_index_dir, embedder.info)
+    writer = lexical.LexicalWriter(fresh_index_dir, store).open()
+    try:
+        result = store.write(upserts, rows=writer if streamed else None)
+        if not streamed:
+            writer.apply(result)
+        writer.commit()
+    finally:
+        writer.close()
+        store.close()
+    assert lexical_top(fresh_index_dir, embedder, query="quokkafold") == []
+    assert lexical_top(fresh_index_dir, embedder, query="wombatnet") == ["new-twice"]
+    assert lexical_doc_count(fresh_index_dir) == 25
+
+
 # --- recovery ---------------------------------------------------------------------------------------
 
 
