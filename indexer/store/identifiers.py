@@ -74,6 +74,11 @@ def _fill(db: sqlite3.Connection, fetch: Fetch) -> None:
 def replace(db: sqlite3.Connection, paper: Paper) -> None:
     """Store the keys of `paper` in place of its old ones (inside the caller's write transaction)."""
     remove(db, paper.paper_id)
+    add(db, paper)
+
+
+def add(db: sqlite3.Connection, paper: Paper) -> None:
+    """Store the keys of a paper new to the index (it has none yet: writes keep the table in step)."""
     db.executemany("INSERT OR IGNORE INTO identifiers(kind, value, paper_id) VALUES (?, ?, ?)",
                    [(kind, value, paper.paper_id) for kind, value in paper_keys(paper)])
 

@@ -29,9 +29,16 @@ def paper_from_row(row: Sequence) -> Paper:
 def paper_fields(paper: Paper) -> tuple:
     """The stored form of a Paper's columns after paper_id (title .. extra): JSON lists and objects, the
     abstract compressed (indexer/store/codec.py)."""
-    return (paper.title, codec.abstract_value(paper.abstract), json.dumps(list(paper.authors), ensure_ascii=False),
-            paper.year, json.dumps(list(paper.categories), ensure_ascii=False), paper.venue,
-            paper.url, paper.doi, json.dumps(paper.extra, ensure_ascii=False, default=str))
+    return (paper.title, codec.abstract_value(paper.abstract), _json(list(paper.authors)), paper.year,
+            _json(list(paper.categories)), paper.venue, paper.url, paper.doi, _json(paper.extra))
+
+
+def _json(value: list | dict) -> str:
+    """json.dumps as stored; the empty list and object (most records lack some field) without
+    the encoder's ~4 us a call, which a bulk build of ready vectors pays three times a paper."""
+    if not value:
+        return "[]" if isinstance(value, list) else "{}"
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def pages(fetch: Fetch, columns: str, chunk_size: int) -> Iterator[list[tuple]]:

@@ -144,7 +144,8 @@ class RecordWrites:
             "INSERT INTO papers(rowid, paper_id, title, abstract, authors, year, categories, venue, url, doi, "
             "extra, content_hash, embedding, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (next_rowid, paper.paper_id, *fields, codec.vector_blob(vector), int(time.time())))
-        identifiers.replace(self._db, paper)
+        # A paper new to the index has no keys to drop: a bulk build skips one DELETE a paper.
+        (identifiers.add if rowid is None else identifiers.replace)(self._db, paper)
         result.add(next_rowid, paper, vector)
         stored[paper.paper_id] = next_rowid
         return next_rowid + 1
