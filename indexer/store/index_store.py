@@ -12,6 +12,7 @@ Every read goes through `_fetch`, which maps a damaged database to IndexCorrupt.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import sqlite3
@@ -138,7 +139,8 @@ class IndexStore(RecordWrites, IdentifierReads, CorpusReads, VectorFileStore):
             store.upgrade(announce=not new)  # a new index runs the steps too, but was never older
             store.check_model(model)
             store._ensure_identifiers()
-            store.write_manifest()
+            if new or not layout.manifest_file(directory).is_file():
+                store.write_manifest()  # else the session's flush rewrites it: one fsync less per write
         except BaseException:
             store.close()
             raise
@@ -384,4 +386,6 @@ class IndexStore(RecordWrites, IdentifierReads, CorpusReads, VectorFileStore):
         # Without ORDER BY, SQLite scans a small covering index (rowids ride in every index)
         # instead of the table's pages of abstracts and vectors: 6x less to read at 100k papers.
         rows = self._fetch("SELECT rowid FROM papers")
-        return np.sort(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)))
+        # chain.from_iterable unpacks the 1-tuples in C: a generator took 0.2 s at 105k papers, on
+        # every refresh after a write.
+        return np.sort(np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=len(rows)))
