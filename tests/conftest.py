@@ -69,12 +69,16 @@ def sample_index_dir(tmp_path_factory, embedder) -> Path:
     return directory
 
 
+def copy_index(source: Path, target: Path) -> Path:
+    """A copy of the index in `source` at `target` (without the write lock file)."""
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
+    return target
+
+
 @pytest.fixture
 def fresh_index_dir(tmp_path, sample_index_dir) -> Path:
     """A private copy of the sample index that a test may change."""
-    target = tmp_path / "index"
-    shutil.copytree(sample_index_dir, target, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
-    return target
+    return copy_index(sample_index_dir, tmp_path / "index")
 
 
 @pytest.fixture(scope="session")
@@ -83,8 +87,7 @@ def hnsw_sample_dir(tmp_path_factory, sample_index_dir) -> Path:
     built from SQLite on open instead): for tests of that file. Tests must not write to it."""
     from indexer.check import repair_index
 
-    directory = tmp_path_factory.mktemp("hnsw-index") / "index"
-    shutil.copytree(sample_index_dir, directory, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
+    directory = copy_index(sample_index_dir, tmp_path_factory.mktemp("hnsw-index") / "index")
     assert repair_index(directory, index_type="hnsw").ok  # re-embeds nothing
     return directory
 
@@ -92,9 +95,7 @@ def hnsw_sample_dir(tmp_path_factory, sample_index_dir) -> Path:
 @pytest.fixture
 def hnsw_index_dir(tmp_path, hnsw_sample_dir) -> Path:
     """A private copy of `hnsw_sample_dir` that a test may change."""
-    target = tmp_path / "hnsw-index"
-    shutil.copytree(hnsw_sample_dir, target, ignore=shutil.ignore_patterns(layout.LOCK_FILE))
-    return target
+    return copy_index(hnsw_sample_dir, tmp_path / "hnsw-index")
 
 
 @pytest.fixture(scope="session")
