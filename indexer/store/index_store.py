@@ -139,8 +139,9 @@ class IndexStore(RecordWrites, IdentifierReads, CorpusReads, VectorFileStore):
             store.upgrade(announce=not new)  # a new index runs the steps too, but was never older
             store.check_model(model)
             store._ensure_identifiers()
-            if new or not layout.manifest_file(directory).is_file():
-                store.write_manifest()  # else the session's flush rewrites it: one fsync less per write
+            # Written on every open for writing, before any record changes: a full disk is then
+            # refused here, with the index untouched (tests/test_cli_errors.py), not after a commit.
+            store.write_manifest()
         except BaseException:
             store.close()
             raise
