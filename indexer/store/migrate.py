@@ -51,14 +51,12 @@ def _compact_columns(db: sqlite3.Connection, directory: Path) -> None:
 
     Format 2 also keeps no file for a flat index (indexer/vectors/flat.py): format 1's is dropped.
     """
-    from indexer import vectors  # FAISS, only for an index that needs this step
+    from indexer.store import vector_file  # FAISS, only for an index that needs this step
 
     meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
     count = db.execute("SELECT count(*) FROM papers").fetchone()[0]
-    if not vectors.kind_for(vectors.resolve_index_type(meta.get("index_type") or "auto", count)).persisted:
-        db.execute("DELETE FROM meta WHERE key IN ('vectors_digest', 'vectors_changes')")
-        for path in layout.vector_files(directory):
-            path.unlink(missing_ok=True)  # derived: if this step rolls back, opens rebuild it anyway
+    if not vector_file.kept_for(meta.get("index_type") or "auto", count):
+        vector_file.forget(db, directory)  # derived: if this step rolls back, opens rebuild it anyway
 
 
 # format N -> the step to N + 1.

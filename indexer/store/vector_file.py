@@ -40,6 +40,20 @@ def snapshot_due(changes: int, papers: int) -> bool:
     return changes > max(SNAPSHOT_MIN_CHANGES, SNAPSHOT_CHANGE_SHARE * papers)
 
 
+def kept_for(index_type: str, count: int) -> bool:
+    """Whether an index of `index_type` ("auto" or a kind) holding `count` papers keeps a vector file:
+    not when the kind is only the stored vectors (flat), built from SQLite on every open instead."""
+    return vectors.kind_for(vectors.resolve_index_type(index_type, count)).persisted
+
+
+def forget(db, directory: Path) -> None:
+    """Drop the vector file's record (inside the caller's write transaction) and every FAISS file.
+    A crash between the two leaves files without a record: leftovers the next writer removes."""
+    db.execute("DELETE FROM meta WHERE key IN ('vectors_digest', 'vectors_changes')")
+    for path in layout.vector_files(directory):
+        path.unlink(missing_ok=True)
+
+
 def snapshot_generation(recorded: str | None) -> int | None:
     """The generation a digest record names, or None when there is no well-formed record."""
     parts = (recorded or "").split()

@@ -60,7 +60,7 @@ class VectorFileStore:
     def keeps_vector_file(self) -> bool:
         """Whether this index saves its vector index at all: not when the kind its index type and
         size pick is only the stored vectors (flat), which every open builds from SQLite instead."""
-        return vectors.kind_for(vectors.resolve_index_type(self.index_type, self.count())).persisted
+        return vector_file.kept_for(self.index_type, self.count())
 
     @property
     def snapshot_generation(self) -> int | None:
@@ -102,12 +102,9 @@ class VectorFileStore:
 
         Only a process holding the write lock may call this."""
         self.require_writable()
-        if self._meta_get("vectors_digest") is not None:
-            with self._transaction_lock, self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute("DELETE FROM meta WHERE key IN ('vectors_digest', 'vectors_changes')")
-        for path in layout.vector_files(self.directory):
-            path.unlink(missing_ok=True)
+        with self._transaction_lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            vector_file.forget(self._db, self.directory)
 
     def leftover_files(self) -> list[Path]:
         """Files an interrupted write left behind: temp files and FAISS files of other generations
